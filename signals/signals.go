@@ -1,0 +1,160 @@
+// Package signals knows which signals an init forwards, which it never does, and how signals are
+// named on the command line.
+package signals
+
+import (
+	"fmt"
+	"os"
+	"strconv"
+	"strings"
+	"syscall"
+
+	"golang.org/x/sys/unix"
+)
+
+// Min and Max bound the signal numbers on Linux. 32 and 33 are taken by the C library's threads
+// (NPTL) and the Go runtime keeps them for itself, so the real-time range starts at RTMin.
+const (
+	Min   = 1
+	Max   = 64
+	RTMin = 34
+	RTMax = 64
+)
+
+// neverForward are the signals an init must keep to itself: SIGCHLD is its own business, SIGURG is the
+// Go runtime's preemption signal, SIGPIPE means gaffer's own stdout broke, and the fault signals sent
+// by kill(2) must not crash or confuse the child. SIGKILL and SIGSTOP cannot be caught at all.
+var neverForward = [...]syscall.Signal{
+	unix.SIGCHLD, unix.SIGURG, unix.SIGPIPE,
+	unix.SIGFPE, unix.SIGILL, unix.SIGSEGV, unix.SIGBUS, unix.SIGABRT, unix.SIGTRAP, unix.SIGSYS,
+	unix.SIGKILL, unix.SIGSTOP,
+}
+
+// NeverForward reports whether sig is one gaffer keeps to itself.
+func NeverForward(sig syscall.Signal) bool {
+	for _, s := range neverForward {
+		if s == sig {
+			return true
+		}
+	}
+	return sig == 32 || sig == 33
+}
+
+// JobControl reports whether sig is one of the terminal stop signals. gaffer never stops on them; it
+// stops the child instead.
+func JobControl(sig syscall.Signal) bool {
+	return sig == unix.SIGTSTP || sig == unix.SIGTTIN || sig == unix.SIGTTOU
+}
+
+// Terminating reports whether sig is one of the signals that ask a container to stop (docker stop,
+// Ctrl-C, Ctrl-\).
+func Terminating(sig syscall.Signal) bool {
+	return sig == unix.SIGTERM || sig == unix.SIGINT || sig == unix.SIGQUIT
+}
+
+// Handled lists every signal gaffer must signal.Notify before anything else: all catchable ones but
+// SIGURG. A Go program that receives a signal it did not Notify may die of it, and as PID 1 that is
+// the container's end.
+func Handled() []os.Signal {
+	var out []os.Signal
+	for n := Min; n <= Max; n++ {
+		sig := syscall.Signal(n)
+		if sig == unix.SIGKILL || sig == unix.SIGSTOP || sig == unix.SIGURG || n == 32 || n == 33 {
+			continue
+		}
+		out = append(out, sig)
+	}
+	return out
+}
+
+var names = map[string]syscall.Signal{
+	"HUP": unix.SIGHUP, "INT": unix.SIGINT, "QUIT": unix.SIGQUIT, "ILL": unix.SIGILL,
+	"TRAP": unix.SIGTRAP, "ABRT": unix.SIGABRT, "IOT": unix.SIGABRT, "BUS": unix.SIGBUS,
+	"FPE": unix.SIGFPE, "KILL": unix.SIGKILL, "USR1": unix.SIGUSR1, "SEGV": unix.SIGSEGV,
+	"USR2": unix.SIGUSR2, "PIPE": unix.SIGPIPE, "ALRM": unix.SIGALRM, "TERM": unix.SIGTERM,
+	"STKFLT": unix.SIGSTKFLT, "CHLD": unix.SIGCHLD, "CLD": unix.SIGCHLD, "CONT": unix.SIGCONT,
+	"STOP": unix.SIGSTOP, "TSTP": unix.SIGTSTP, "TTIN": unix.SIGTTIN, "TTOU": unix.SIGTTOU,
+	"URG": unix.SIGURG, "XCPU": unix.SIGXCPU, "XFSZ": unix.SIGXFSZ, "VTALRM": unix.SIGVTALRM,
+	"PROF": unix.SIGPROF, "WINCH": unix.SIGWINCH, "IO": unix.SIGIO, "POLL": unix.SIGIO,
+	"PWR": unix.SIGPWR, "SYS": unix.SIGSYS,
+}
+
+// canonical is the name Name prints for each number; aliases (IOT, CLD, POLL) parse but never print.
+var canonical = [...]string{
+	1: "HUP", "INT", "QUIT", "ILL", "TRAP", "ABRT", "BUS", "FPE", "KILL", "USR1", "SEGV", "USR2",
+	"PIPE", "ALRM", "TERM", "STKFLT", "CHLD", "CONT", "STOP", "TSTP", "TTIN", "TTOU", "URG", "XCPU",
+	"XFSZ", "VTALRM", "PROF", "WINCH", "IO", "PWR", "SYS",
+}
+
+// Parse reads a signal given as a name (TERM, SIGTERM, sigterm), a number (15), or a real-time
+// offset (RTMIN, RTMIN+3, SIGRTMAX-1).
+func Parse(s string) (syscall.Signal, error) {
+	in := strings.TrimSpace(s)
+	if in == "" {
+		return 0, fmt.Errorf("empty signal name")
+	}
+	if n, err := strconv.Atoi(in); err == nil {
+		if n < Min || n > Max {
+			return 0, fmt.Errorf("signal number %d out of range %d-%d", n, Min, Max)
+		}
+		return syscall.Signal(n), nil
+	}
+	up := strings.TrimPrefix(strings.ToUpper(in), "SIG")
+	if sig, ok := names[up]; ok {
+		return sig, nil
+	}
+	if rt, ok := parseRT(up); ok {
+		return rt, nil
+	}
+	return 0, fmt.Errorf("unknown signal %q", s)
+}
+
+func parseRT(up string) (syscall.Signal, bool) {
+	var base, sign int
+	var rest string
+	switch {
+	case strings.HasPrefix(up, "RTMIN"):
+		base, sign, rest = RTMin, 1, up[len("RTMIN"):]
+	case strings.HasPrefix(up, "RTMAX"):
+		base, sign, rest = RTMax, -1, up[len("RTMAX"):]
+	default:
+		return 0, false
+	}
+	if rest == "" {
+		return syscall.Signal(base), true
+	}
+	want := "+"
+	if sign < 0 {
+		want = "-"
+	}
+	if !strings.HasPrefix(rest, want) {
+		return 0, false
+	}
+	off, err := strconv.Atoi(rest[1:])
+	if err != nil || off < 0 || strings.HasPrefix(rest[1:], "+") || strings.HasPrefix(rest[1:], "-") {
+		return 0, false
+	}
+	n := base + sign*off
+	if n < RTMin || n > RTMax {
+		return 0, false
+	}
+	return syscall.Signal(n), true
+}
+
+// Name is the conventional name of sig without the SIG prefix: TERM, RTMIN+2, or the number.
+func Name(sig syscall.Signal) string {
+	n := int(sig)
+	switch {
+	case n >= 1 && n < len(canonical):
+		return canonical[n]
+	case n == RTMin:
+		return "RTMIN"
+	case n == RTMax:
+		return "RTMAX"
+	case n > RTMin && n <= RTMin+15:
+		return fmt.Sprintf("RTMIN+%d", n-RTMin)
+	case n > RTMin+15 && n < RTMax:
+		return fmt.Sprintf("RTMAX-%d", RTMax-n)
+	}
+	return strconv.Itoa(n)
+}

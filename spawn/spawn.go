@@ -1,0 +1,266 @@
+// Package spawn turns a Spec (argv, environment, directory, identity, terminal, streams) into a
+// running child registered with the reaper. It never waits for a child: the reaper does.
+package spawn
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"syscall"
+
+	"gaffer/reaper"
+
+	"golang.org/x/sys/unix"
+)
+
+// DefaultPath is searched when the child's environment has no PATH, as Debian's shells do.
+const DefaultPath = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+
+// Exit codes for a command that could not be started, as shells use them.
+const (
+	CodeNotFound      = 127
+	CodeNotExecutable = 126
+)
+
+// Spec says how to start one child.
+type Spec struct {
+	Name     string    // used in error messages
+	Argv     []string  // Argv[0] is looked up in the PATH of Env
+	Env      []string  // the child's whole environment
+	Dir      string    // working directory; "" keeps gaffer's
+	Identity *Identity // nil keeps gaffer's credentials
+	// Foreground makes the child's process group the foreground group of the controlling terminal
+	// on Stdin, so that Ctrl-C and job control reach it. The child always gets its own group.
+	Foreground bool
+	Stdin      *os.File
+	Stdout     *os.File
+	Stderr     *os.File
+	ExtraFiles []*os.File // become fd 3, 4, ...
+}
+
+// Process is a started child. Its exit arrives once on Exit.
+type Process struct {
+	Pid  int
+	Exit <-chan reaper.Exit
+	proc *os.Process
+}
+
+// Release frees what the os package holds for the process (its pidfd). Call it after the exit
+// arrived; it never waits.
+func (p *Process) Release() {
+	if p.proc != nil {
+		_ = p.proc.Release()
+	}
+}
+
+// StartError is a child that could not be started. Code is what a shell would exit with.
+type StartError struct {
+	Name string
+	Code int
+	Err  error
+}
+
+func (e *StartError) Error() string { return fmt.Sprintf("cannot run %s: %v", e.Name, e.Err) }
+func (e *StartError) Unwrap() error { return e.Err }
+
+// Start starts the child described by s and registers it with r.
+func Start(r *reaper.Reaper, s Spec) (*Process, error) {
+	if len(s.Argv) == 0 || s.Argv[0] == "" {
+		return nil, &StartError{Name: fmt.Sprintf("%q", s.Name), Code: CodeNotFound, Err: errors.New("empty command")}
+	}
+	path, err := LookPath(s.Argv[0], s.Dir, s.Env)
+	if err != nil {
+		return nil, err
+	}
+	files := []*os.File{s.Stdin, s.Stdout, s.Stderr}
+	for i, f := range files {
+		if f == nil {
+			null, err := os.OpenFile(os.DevNull, os.O_RDWR, 0)
+			if err != nil {
+				return nil, fmt.Errorf("spawn %s: %w", s.Name, err)
+			}
+			defer null.Close()
+			files[i] = null
+		}
+	}
+	attr := &os.ProcAttr{
+		Dir:   s.Dir,
+		Env:   s.Env,
+		Files: append(files, s.ExtraFiles...),
+		Sys:   sysProcAttr(s),
+	}
+	if attr.Env == nil {
+		attr.Env = []string{}
+	}
+
+	// The child inherits the signal mask of the thread that forks it. Go threads keep whatever mask
+	// gaffer itself inherited, so clear it on a locked thread: the child starts with nothing blocked.
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	var empty unix.Sigset_t
+	_ = unix.PthreadSigmask(unix.SIG_SETMASK, &empty, nil)
+
+	var proc *os.Process
+	pid, exit, err := r.Start(func() (int, error) {
+		p, err := os.StartProcess(path, s.Argv, attr)
+		if err != nil {
+			return 0, err
+		}
+		proc = p
+		return p.Pid, nil
+	})
+	if err != nil {
+		return nil, &StartError{Name: quote(s.Argv[0]), Code: execCode(err), Err: unwrapPathError(err)}
+	}
+	return &Process{Pid: pid, Exit: exit, proc: proc}, nil
+}
+
+func sysProcAttr(s Spec) *syscall.SysProcAttr {
+	sys := &syscall.SysProcAttr{Setpgid: true}
+	if s.Foreground {
+		sys.Foreground = true
+		sys.Ctty = 0
+	}
+	if id := s.Identity; id != nil {
+		sys.Credential = &syscall.Credential{Uid: id.UID, Gid: id.GID, Groups: id.Groups}
+		if sys.Credential.Groups == nil {
+			sys.Credential.Groups = []uint32{}
+		}
+	}
+	return sys
+}
+
+func quote(s string) string { return fmt.Sprintf("%q", s) }
+
+func unwrapPathError(err error) error {
+	var pe *os.PathError
+	if errors.As(err, &pe) {
+		return pe.Err
+	}
+	return err
+}
+
+func execCode(err error) int {
+	if errors.Is(err, unix.ENOENT) {
+		return CodeNotFound
+	}
+	return CodeNotExecutable
+}
+
+// LookPath finds the program a child would run: a name with a slash is taken as a path (relative
+// to dir), any other is searched in the PATH of env, or DefaultPath when env has none.
+func LookPath(name, dir string, env []string) (string, error) {
+	if strings.Contains(name, "/") {
+		p := name
+		if !filepath.IsAbs(p) && dir != "" {
+			p = filepath.Join(dir, p)
+		}
+		if err := executable(p); err != nil {
+			return "", err.named(name)
+		}
+		return p, nil
+	}
+	pathList := DefaultPath
+	if v, ok := Getenv(env, "PATH"); ok {
+		pathList = v
+	}
+	var notExec *StartError
+	for _, d := range filepath.SplitList(pathList) {
+		if d == "" {
+			d = "."
+		}
+		p := filepath.Join(d, name)
+		if !filepath.IsAbs(p) && dir != "" {
+			p = filepath.Join(dir, p)
+		}
+		err := executable(p)
+		if err == nil {
+			return p, nil
+		}
+		if err.Code == CodeNotExecutable && notExec == nil {
+			notExec = err.named(name)
+		}
+	}
+	if notExec != nil {
+		return "", notExec
+	}
+	return "", &StartError{Name: quote(name), Code: CodeNotFound, Err: errors.New("not found in PATH")}
+}
+
+func executable(p string) *StartError {
+	st, err := os.Stat(p)
+	if err != nil {
+		if errors.Is(err, os.ErrNotExist) {
+			return &StartError{Code: CodeNotFound, Err: errors.New("no such file")}
+		}
+		return &StartError{Code: CodeNotExecutable, Err: unwrapPathError(err)}
+	}
+	if st.IsDir() {
+		return &StartError{Code: CodeNotExecutable, Err: errors.New("is a directory")}
+	}
+	if st.Mode()&0o111 == 0 || unix.Access(p, unix.X_OK) != nil {
+		return &StartError{Code: CodeNotExecutable, Err: errors.New("permission denied (not executable)")}
+	}
+	return nil
+}
+
+func (e *StartError) named(name string) *StartError {
+	e.Name = quote(name)
+	return e
+}
+
+// Getenv looks key up in an environment list; the last assignment wins, as in execve.
+func Getenv(env []string, key string) (string, bool) {
+	for i := len(env) - 1; i >= 0; i-- {
+		if k, v, ok := strings.Cut(env[i], "="); ok && k == key {
+			return v, true
+		}
+	}
+	return "", false
+}
+
+// Setenv returns env with key set to value, replacing every earlier assignment of key.
+func Setenv(env []string, key, value string) []string {
+	out := env[:0:0]
+	for _, kv := range env {
+		if k, _, _ := strings.Cut(kv, "="); k != key {
+			out = append(out, kv)
+		}
+	}
+	return append(out, key+"="+value)
+}
+
+// Environ builds a child's environment: base (nil for an empty one), then HOME from id when id is
+// set, then the explicit K=V assignments in set, which win over both.
+func Environ(base []string, id *Identity, set []string) []string {
+	env := append([]string{}, base...)
+	if id != nil {
+		env = Setenv(env, "HOME", id.Home)
+	}
+	for _, kv := range set {
+		k, v, _ := strings.Cut(kv, "=")
+		env = Setenv(env, k, v)
+	}
+	return env
+}
+
+// ForegroundTTY reports whether f is a terminal that is gaffer's controlling terminal with gaffer's
+// process group in the foreground: only then may a child take the foreground from it. A terminal
+// that is not ours, or a job started in the background, is left alone.
+func ForegroundTTY(f *os.File) bool {
+	if f == nil {
+		return false
+	}
+	fd := int(f.Fd())
+	if _, err := unix.IoctlGetTermios(fd, unix.TCGETS); err != nil {
+		return false
+	}
+	fg, err := unix.IoctlGetInt(fd, unix.TIOCGPGRP)
+	if err != nil {
+		return false
+	}
+	return fg == unix.Getpgrp()
+}

@@ -1,0 +1,225 @@
+package spawn
+
+import (
+	"bufio"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"slices"
+	"strconv"
+	"strings"
+)
+
+// Identity is who a child runs as.
+type Identity struct {
+	UID    uint32
+	GID    uint32
+	Groups []uint32 // supplementary groups, set exactly (setgroups)
+	Home   string   // from passwd, "/" when there is no entry
+}
+
+// Users resolves user specs against passwd and group files, without cgo.
+type Users struct {
+	PasswdFile string
+	GroupFile  string
+	// CallerUID and CallerGID stand in for parts a spec leaves out (":group") and for a uid that
+	// has no passwd entry, which keeps the caller's gid, as gosu does.
+	CallerUID uint32
+	CallerGID uint32
+}
+
+// SystemUsers reads /etc/passwd and /etc/group on behalf of the current process.
+func SystemUsers() Users {
+	return Users{
+		PasswdFile: "/etc/passwd",
+		GroupFile:  "/etc/group",
+		CallerUID:  uint32(os.Getuid()),
+		CallerGID:  uint32(os.Getgid()),
+	}
+}
+
+type passwdEntry struct {
+	name     string
+	uid, gid uint32
+	home     string
+}
+
+type groupEntry struct {
+	name    string
+	gid     uint32
+	members []string
+}
+
+// Lookup resolves SPEC: user, uid, user:group, uid:gid or :group. gosu's rules: a user alone gets
+// its primary gid and every group that lists it as a member; user:group gets exactly that group; a
+// numeric uid without a passwd entry keeps the caller's gid; an unknown name is an error, never a
+// fallback to root. Only all-digit parts are numbers, so "0day" is a name.
+func (u Users) Lookup(spec string) (Identity, error) {
+	userPart, groupPart, hasGroup := strings.Cut(spec, ":")
+	if spec == "" || (userPart == "" && !hasGroup) {
+		return Identity{}, fmt.Errorf("empty user spec")
+	}
+	if hasGroup && groupPart == "" {
+		return Identity{}, fmt.Errorf("user spec %q: empty group after ':'", spec)
+	}
+	if strings.Contains(groupPart, ":") {
+		return Identity{}, fmt.Errorf("user spec %q: want user, uid, user:group, uid:gid or :group", spec)
+	}
+
+	id := Identity{UID: u.CallerUID, GID: u.CallerGID, Home: "/"}
+	var pw *passwdEntry
+	if userPart == "" {
+		found, err := u.findPasswd(func(e passwdEntry) bool { return e.uid == u.CallerUID })
+		if err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return Identity{}, err
+		}
+		pw = found
+	} else if n, ok := number(userPart); ok {
+		id.UID = n
+		found, err := u.findPasswd(func(e passwdEntry) bool { return e.uid == n })
+		if err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return Identity{}, err
+		}
+		pw = found
+	} else {
+		found, err := u.findPasswd(func(e passwdEntry) bool { return e.name == userPart })
+		if err != nil {
+			return Identity{}, fmt.Errorf("user %q: %w", userPart, err)
+		}
+		if found == nil {
+			return Identity{}, fmt.Errorf("unknown user %q: not in %s", userPart, u.PasswdFile)
+		}
+		pw = found
+		id.UID = found.uid
+	}
+	if pw != nil && pw.home != "" {
+		id.Home = pw.home
+	}
+
+	if hasGroup {
+		gid, err := u.resolveGroup(groupPart)
+		if err != nil {
+			return Identity{}, err
+		}
+		id.GID = gid
+		id.Groups = []uint32{gid}
+		return id, nil
+	}
+	if pw == nil || userPart == "" {
+		// A bare uid without an entry keeps the caller's gid and nothing more.
+		id.Groups = []uint32{id.GID}
+		return id, nil
+	}
+	id.GID = pw.gid
+	id.Groups = []uint32{pw.gid}
+	groups, err := u.readGroups()
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return Identity{}, err
+	}
+	for _, g := range groups {
+		if slices.Contains(g.members, pw.name) && !slices.Contains(id.Groups, g.gid) {
+			id.Groups = append(id.Groups, g.gid)
+		}
+	}
+	return id, nil
+}
+
+func (u Users) resolveGroup(name string) (uint32, error) {
+	if n, ok := number(name); ok {
+		return n, nil
+	}
+	groups, err := u.readGroups()
+	if err != nil {
+		return 0, fmt.Errorf("group %q: %w", name, err)
+	}
+	for _, g := range groups {
+		if g.name == name {
+			return g.gid, nil
+		}
+	}
+	return 0, fmt.Errorf("unknown group %q: not in %s", name, u.GroupFile)
+}
+
+// number parses an all-digit id; anything else is a name.
+func number(s string) (uint32, bool) {
+	if s == "" {
+		return 0, false
+	}
+	for _, c := range s {
+		if c < '0' || c > '9' {
+			return 0, false
+		}
+	}
+	n, err := strconv.ParseUint(s, 10, 32)
+	if err != nil {
+		return 0, false
+	}
+	return uint32(n), true
+}
+
+func (u Users) findPasswd(match func(passwdEntry) bool) (*passwdEntry, error) {
+	var found *passwdEntry
+	err := scanColon(u.PasswdFile, 7, func(f []string) bool {
+		uid, ok1 := number(f[2])
+		gid, ok2 := number(f[3])
+		if !ok1 || !ok2 {
+			return true
+		}
+		e := passwdEntry{name: f[0], uid: uid, gid: gid, home: f[5]}
+		if match(e) {
+			found = &e
+			return false
+		}
+		return true
+	})
+	return found, err
+}
+
+func (u Users) readGroups() ([]groupEntry, error) {
+	var out []groupEntry
+	err := scanColon(u.GroupFile, 4, func(f []string) bool {
+		gid, ok := number(f[2])
+		if !ok {
+			return true
+		}
+		var members []string
+		for _, m := range strings.Split(f[3], ",") {
+			if m = strings.TrimSpace(m); m != "" {
+				members = append(members, m)
+			}
+		}
+		out = append(out, groupEntry{name: f[0], gid: gid, members: members})
+		return true
+	})
+	return out, err
+}
+
+// scanColon calls fn with the fields of each well-formed line of a colon-separated file until fn
+// returns false. Comments, blank lines and lines with too few fields are skipped.
+func scanColon(path string, nfields int, fn func([]string) bool) error {
+	f, err := os.Open(path)
+	if err != nil {
+		return fmt.Errorf("read %s: %w", path, err)
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	sc.Buffer(make([]byte, 0, 4096), 1<<20)
+	for sc.Scan() {
+		line := strings.TrimSpace(sc.Text())
+		if line == "" || strings.HasPrefix(line, "#") {
+			continue
+		}
+		fields := strings.Split(line, ":")
+		if len(fields) < nfields {
+			continue
+		}
+		if !fn(fields) {
+			return nil
+		}
+	}
+	if err := sc.Err(); err != nil {
+		return fmt.Errorf("read %s: %w", path, err)
+	}
+	return nil
+}
