@@ -3,6 +3,7 @@ module gaffer
 go 1.26.0
 
 require (
+	github.com/creack/pty v1.1.24
 	github.com/urfave/cli/v2 v2.27.7
 	golang.org/x/sys v0.49.0
 )

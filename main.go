@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"os"
 	"os/signal"
 	"strconv"
@@ -253,8 +254,13 @@ func runConfig(c *cli.Context, sigs <-chan os.Signal) (pid1.Config, error) {
 func parseDuration(s string) (time.Duration, error) {
 	s = strings.TrimSpace(s)
 	if f, err := strconv.ParseFloat(s, 64); err == nil {
-		if f < 0 {
+		switch {
+		case math.IsNaN(f) || math.IsInf(f, 0):
+			return 0, fmt.Errorf("bad duration %q: want e.g. 10s, 500ms or 2m", s)
+		case f < 0:
 			return 0, fmt.Errorf("negative duration %q", s)
+		case f > float64(math.MaxInt64)/float64(time.Second):
+			return 0, fmt.Errorf("duration %q is too long", s)
 		}
 		return time.Duration(f * float64(time.Second)), nil
 	}

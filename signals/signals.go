@@ -12,8 +12,9 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// Min and Max bound the signal numbers on Linux. 32 and 33 are taken by the C library's threads
-// (NPTL) and the Go runtime keeps them for itself, so the real-time range starts at RTMin.
+// Min and Max bound the signal numbers on Linux; RTMin and RTMax are the C library's SIGRTMIN and
+// SIGRTMAX. 32 and 33 belong to the C library's threads and the Go runtime keeps 32-34 for itself
+// (34 is musl's SIGSYNCCALL): os/signal cannot deliver them, so gaffer forwards RTMIN+1 to RTMAX.
 const (
 	Min   = 1
 	Max   = 64
@@ -23,9 +24,10 @@ const (
 
 // neverForward are the signals an init must keep to itself: SIGCHLD is its own business, SIGURG is the
 // Go runtime's preemption signal, SIGPIPE means gaffer's own stdout broke, and the fault signals sent
-// by kill(2) must not crash or confuse the child. SIGKILL and SIGSTOP cannot be caught at all.
+// by kill(2) must not crash or confuse the child. SIGKILL and SIGSTOP cannot be caught at all, and
+// the Go runtime keeps SIGPROF for its profiler: os/signal never delivers it (runtime.sigenable).
 var neverForward = [...]syscall.Signal{
-	unix.SIGCHLD, unix.SIGURG, unix.SIGPIPE,
+	unix.SIGCHLD, unix.SIGURG, unix.SIGPIPE, unix.SIGPROF,
 	unix.SIGFPE, unix.SIGILL, unix.SIGSEGV, unix.SIGBUS, unix.SIGABRT, unix.SIGTRAP, unix.SIGSYS,
 	unix.SIGKILL, unix.SIGSTOP,
 }
@@ -37,7 +39,13 @@ func NeverForward(sig syscall.Signal) bool {
 			return true
 		}
 	}
-	return sig == 32 || sig == 33
+	return Reserved(sig)
+}
+
+// Reserved reports whether the Go runtime keeps sig for itself, so that no Go program can catch it.
+// As PID 1 they are harmless: the kernel drops signals that init has not caught.
+func Reserved(sig syscall.Signal) bool {
+	return sig >= 32 && sig <= 34
 }
 
 // JobControl reports whether sig is one of the terminal stop signals. gaffer never stops on them; it
@@ -53,13 +61,13 @@ func Terminating(sig syscall.Signal) bool {
 }
 
 // Handled lists every signal gaffer must signal.Notify before anything else: all catchable ones but
-// SIGURG. A Go program that receives a signal it did not Notify may die of it, and as PID 1 that is
+// SIGURG and SIGPROF, which the Go runtime keeps for itself. A Go program that receives a signal it did not Notify may die of it, and as PID 1 that is
 // the container's end.
 func Handled() []os.Signal {
 	var out []os.Signal
 	for n := Min; n <= Max; n++ {
 		sig := syscall.Signal(n)
-		if sig == unix.SIGKILL || sig == unix.SIGSTOP || sig == unix.SIGURG || n == 32 || n == 33 {
+		if sig == unix.SIGKILL || sig == unix.SIGSTOP || sig == unix.SIGURG || sig == unix.SIGPROF || Reserved(sig) {
 			continue
 		}
 		out = append(out, sig)

@@ -153,6 +153,22 @@ func execCode(err error) int {
 // LookPath finds the program a child would run: a name with a slash is taken as a path (relative
 // to dir), any other is searched in the PATH of env, or DefaultPath when env has none.
 func LookPath(name, dir string, env []string) (string, error) {
+	if name == "" {
+		return "", &StartError{Name: quote(name), Code: CodeNotFound, Err: errors.New("empty command")}
+	}
+	path, err := lookPath(name, dir, env)
+	if err != nil {
+		return "", err
+	}
+	// The child changes into dir before exec: a path relative to gaffer's directory would then
+	// point elsewhere.
+	if abs, err := filepath.Abs(path); err == nil {
+		path = abs
+	}
+	return path, nil
+}
+
+func lookPath(name, dir string, env []string) (string, *StartError) {
 	if strings.Contains(name, "/") {
 		p := name
 		if !filepath.IsAbs(p) && dir != "" {
@@ -180,7 +196,8 @@ func LookPath(name, dir string, env []string) (string, error) {
 		if err == nil {
 			return p, nil
 		}
-		if err.Code == CodeNotExecutable && notExec == nil {
+		// A PATH entry that is not a directory holds no command, as in sh.
+		if err.Code == CodeNotExecutable && notExec == nil && !errors.Is(err.Err, unix.ENOTDIR) {
 			notExec = err.named(name)
 		}
 	}

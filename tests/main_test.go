@@ -179,6 +179,21 @@ func (g *gafferRun) nextLine(d time.Duration) string {
 	return ""
 }
 
+// nextLineOr is nextLine with what the test was waiting for in the failure message.
+func (g *gafferRun) nextLineOr(d time.Duration, what string) string {
+	g.t.Helper()
+	select {
+	case l, ok := <-g.lines:
+		if !ok {
+			g.t.Fatalf("stdout closed waiting for %s; stderr: %s", what, g.stderr.String())
+		}
+		return l
+	case <-time.After(d):
+		g.t.Fatalf("no line within %v waiting for %s; stderr: %s", d, what, g.stderr.String())
+	}
+	return ""
+}
+
 // wait waits for gaffer to exit and returns its exit code (128+n when killed by signal n).
 func (g *gafferRun) wait(d time.Duration) int {
 	g.t.Helper()
@@ -238,4 +253,31 @@ func (s *syncBuffer) String() string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.b.String()
+}
+
+// startGafferVia starts argv (a wrapper that runs gaffer) with the same stdout/stderr handling as
+// startGaffer.
+func startGafferVia(t *testing.T, argv []string) *gafferRun {
+	t.Helper()
+	saved := gafferBin
+	defer func() { gafferBin = saved }()
+	gafferBin = argv[0]
+	return startGaffer(t, startOpts{}, argv[1:]...)
+}
+
+// runCmd runs argv to completion and returns its exit code, stdout (trailing newline trimmed) and
+// stderr.
+func runCmd(t *testing.T, argv ...string) (int, string, string) {
+	t.Helper()
+	return runGafferVia(t, argv)
+}
+
+func runGafferVia(t *testing.T, argv []string) (int, string, string) {
+	t.Helper()
+	g := startGafferVia(t, argv)
+	var out []string
+	for l := range g.lines {
+		out = append(out, l)
+	}
+	return g.wait(30 * time.Second), strings.Join(out, "\n"), g.stderr.String()
 }

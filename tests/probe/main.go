@@ -1,7 +1,8 @@
 // Command probe is the child that gaffer's black-box tests run: it reports what it receives and
 // how it was started.
 //
-//	probe signals          print "ready", then "got NAME" for every signal received; exit 0 on stdin EOF
+//	probe signals [keep]   print "ready", then "got NAME" for every signal received; exit 0 on stdin
+//	                       EOF, unless keep is given
 //	probe blockexec CMD... block USR1, USR2 and TERM, ignore INT and QUIT, then exec CMD
 //	probe sleep            sleep until killed
 package main
@@ -46,7 +47,11 @@ func reportSignals() {
 	fmt.Fprintln(out, "ready")
 	out.Flush()
 	eof := make(chan struct{})
+	keep := len(os.Args) > 2 && os.Args[2] == "keep"
 	go func() {
+		if keep {
+			return
+		}
 		_, _ = io.Copy(io.Discard, os.Stdin)
 		close(eof)
 	}()
