@@ -208,7 +208,7 @@ func (l *loop) drain() bool {
 		return false
 	}
 	n := l.signalRest(unix.SIGTERM)
-	l.debugf("child gone; sent SIGTERM to %d processes left behind, SIGKILL in %v", n, l.cfg.Grace)
+	l.debugf("child gone; sent SIGTERM to %d process(es) left behind, SIGKILL in %v", n, l.cfg.Grace)
 	l.graceTimer = time.NewTimer(l.cfg.Grace)
 	return false
 }
@@ -220,7 +220,7 @@ func (l *loop) killRest() {
 	}
 	l.killed = true
 	n := l.signalRest(unix.SIGKILL)
-	l.debugf("sent SIGKILL to %d processes left behind", n)
+	l.debugf("sent SIGKILL to %d process(es) left behind", n)
 	l.finalTimer = time.NewTimer(finalWait)
 }
 
