@@ -49,14 +49,21 @@ func (e exitCode) Error() string {
 
 func main() {
 	args := normalizeArgs(os.Args)
-	var sigs chan os.Signal
+	var setup signalSetup
 	if len(args) > 1 && args[1] == "run" {
 		// First thing, before anything can go wrong: a Go PID 1 that receives a signal it has not
 		// asked for exits with status 2. The buffer is large because Notify drops when it is full.
-		sigs = make(chan os.Signal, 1024)
-		signal.Notify(sigs, signals.Handled()...)
+		sigs := make(chan os.Signal, 1024)
+		signal.Notify(sigs, signals.Early()...)
+		setup = signalSetup{ch: sigs, notifyLate: func() { signal.Notify(sigs, signals.Late()...) }}
 	}
-	os.Exit(runCLI(args, sigs, os.Stderr))
+	os.Exit(runCLI(args, setup, os.Stderr))
+}
+
+// signalSetup is what main did about signals before anything else.
+type signalSetup struct {
+	ch         <-chan os.Signal // the Early signals, and the Late ones once notifyLate ran
+	notifyLate func()
 }
 
 // commandNames are gaffer's subcommands; anything else in first position is a mistake, and a first
@@ -85,7 +92,7 @@ func normalizeArgs(in []string) []string {
 	return in
 }
 
-func runCLI(args []string, sigs <-chan os.Signal, stderr io.Writer) int {
+func runCLI(args []string, sigs signalSetup, stderr io.Writer) int {
 	app := newApp(sigs, stderr)
 	err := app.Run(args)
 	if err == nil {
@@ -102,7 +109,7 @@ func runCLI(args []string, sigs <-chan os.Signal, stderr io.Writer) int {
 	return 2
 }
 
-func newApp(sigs <-chan os.Signal, stderr io.Writer) *cli.App {
+func newApp(sigs signalSetup, stderr io.Writer) *cli.App {
 	cli.VersionFlag = &cli.BoolFlag{Name: "version", Usage: "print the version"}
 	cli.VersionPrinter = func(c *cli.Context) { fmt.Fprintf(c.App.Writer, "gaffer %s\n", c.App.Version) }
 	onUsage := func(_ *cli.Context, err error, _ bool) error { return usageError{err} }
@@ -175,7 +182,7 @@ func childSpec(c *cli.Context) (spawn.Spec, error) {
 	return s, nil
 }
 
-func runCommand(sigs <-chan os.Signal, stderr io.Writer, onUsage cli.OnUsageErrorFunc) *cli.Command {
+func runCommand(sigs signalSetup, stderr io.Writer, onUsage cli.OnUsageErrorFunc) *cli.Command {
 	var verbose int
 	flags := []cli.Flag{
 		&cli.BoolFlag{Name: "group", Aliases: []string{"g"}, EnvVars: []string{"GAFFER_GROUP"}, Usage: "forward signals to the child's whole process group"},
@@ -213,8 +220,8 @@ func runCommand(sigs <-chan os.Signal, stderr io.Writer, onUsage cli.OnUsageErro
 	}
 }
 
-func runConfig(c *cli.Context, sigs <-chan os.Signal) (pid1.Config, error) {
-	cfg := pid1.Config{Signals: sigs, Group: c.Bool("group"), Warnf: logTo(c.App.ErrWriter)}
+func runConfig(c *cli.Context, sigs signalSetup) (pid1.Config, error) {
+	cfg := pid1.Config{Signals: sigs.ch, NotifyLate: sigs.notifyLate, Group: c.Bool("group"), Warnf: logTo(c.App.ErrWriter)}
 	var err error
 	if cfg.Rewrites, err = signals.ParseRewrites(c.StringSlice("rewrite")); err != nil {
 		return cfg, usagef("--rewrite: %v", err)
@@ -244,7 +251,7 @@ func runConfig(c *cli.Context, sigs <-chan os.Signal) (pid1.Config, error) {
 	}
 	cfg.Child.Stdin, cfg.Child.Stdout, cfg.Child.Stderr = os.Stdin, os.Stdout, os.Stderr
 	cfg.Child.Foreground = spawn.ForegroundTTY(os.Stdin)
-	if sigs == nil {
+	if sigs.ch == nil {
 		return cfg, fmt.Errorf("internal: signals were not set up")
 	}
 	return cfg, nil

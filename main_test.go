@@ -143,7 +143,7 @@ func TestRunCLIUsageErrors(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			var stderr bytes.Buffer
-			code := runCLI(normalizeArgs(tt.args), make(chan os.Signal, 1), &stderr)
+			code := runCLI(normalizeArgs(tt.args), signalSetup{ch: make(chan os.Signal, 1)}, &stderr)
 			if code != 2 {
 				t.Errorf("runCLI(%q) = %d, want 2; stderr %q", tt.args, code, stderr.String())
 			}
@@ -191,7 +191,7 @@ func TestRunCLINotStartable(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Chdir(t.TempDir()) // pid1.Run changes directory once a child started; keep ours.
 			var stderr bytes.Buffer
-			code := runCLI(normalizeArgs(tt.args), make(chan os.Signal, 1), &stderr)
+			code := runCLI(normalizeArgs(tt.args), signalSetup{ch: make(chan os.Signal, 1)}, &stderr)
 			if code != tt.code {
 				t.Errorf("runCLI(%q) = %d, want %d; stderr %q", tt.args, code, tt.code, stderr.String())
 			}
@@ -210,7 +210,7 @@ func TestRunCLIVersion(t *testing.T) {
 	saved := os.Stdout
 	os.Stdout = out
 	var stderr bytes.Buffer
-	code := runCLI([]string{"gaffer", "--version"}, nil, &stderr)
+	code := runCLI([]string{"gaffer", "--version"}, signalSetup{}, &stderr)
 	os.Stdout = saved
 	if code != 0 {
 		t.Errorf("--version: code %d, stderr %q", code, stderr.String())
@@ -231,7 +231,7 @@ func TestRunCLIMissingSignals(t *testing.T) {
 	// main must set up signals for run; without them runCLI refuses instead of hanging.
 	clearGafferEnv(t)
 	var stderr bytes.Buffer
-	if code := runCLI([]string{"gaffer", "run", "--", "true"}, nil, &stderr); code != 2 {
+	if code := runCLI([]string{"gaffer", "run", "--", "true"}, signalSetup{}, &stderr); code != 2 {
 		t.Errorf("run without a signal channel: code %d, want 2", code)
 	}
 	checkOneLine(t, stderr.String(), "signals")
@@ -262,7 +262,7 @@ func TestRunCLIRunsChild(t *testing.T) {
 			defer signal.Stop(sigs)
 			var stderr bytes.Buffer
 			done := make(chan int, 1)
-			go func() { done <- runCLI(normalizeArgs(tt.args), sigs, &stderr) }()
+			go func() { done <- runCLI(normalizeArgs(tt.args), signalSetup{ch: sigs}, &stderr) }()
 			select {
 			case code := <-done:
 				if code != tt.code {

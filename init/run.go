@@ -28,6 +28,10 @@ type Config struct {
 	// Signals carries every signal gaffer receives. main calls signal.Notify before anything else,
 	// because a Go PID 1 dies of a signal it has not asked for.
 	Signals <-chan os.Signal
+	// NotifyLate, when set, makes Signals carry the signals main did not notify first (signals.Late).
+	// Each Notify costs a round trip to the runtime's signal thread, so Run calls it once the
+	// child has started, off the child's start path.
+	NotifyLate func()
 	// Group forwards signals to the child's whole process group instead of the child alone.
 	Group    bool
 	Rewrites signals.Rewrites
@@ -80,6 +84,14 @@ func Run(ctx context.Context, cfg Config) (int, error) {
 	}
 
 	l := &loop{cfg: cfg, r: r, isInit: isInit, child: child, debugf: debugf, warnf: warnf, code: -1}
+	if cfg.NotifyLate != nil {
+		done := make(chan struct{})
+		go func() {
+			cfg.NotifyLate()
+			close(done)
+		}()
+		l.allSignals = done
+	}
 	return l.run(ctx), nil
 }
 
@@ -96,12 +108,16 @@ type loop struct {
 	graceTimer    *time.Timer
 	finalTimer    *time.Timer
 	ctxDone       <-chan struct{}
+	allSignals    <-chan struct{} // closed when the late signals are notified too
 }
 
 func (l *loop) run(ctx context.Context) int {
 	l.ctxDone = ctx.Done()
 	for {
 		select {
+		case <-l.allSignals:
+			l.allSignals = nil
+			l.debugf("forwarding all signals")
 		case sig := <-l.cfg.Signals:
 			if l.onSignal(sig.(syscall.Signal)) {
 				return l.result()

@@ -5,6 +5,7 @@ package signals
 import (
 	"fmt"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -71,6 +72,31 @@ func Handled() []os.Signal {
 			continue
 		}
 		out = append(out, sig)
+	}
+	return out
+}
+
+// Early lists the signals gaffer must Notify before anything else: those the Go runtime turns into
+// gaffer's death or stop when nobody asked for them (HUP INT QUIT ILL TRAP ABRT STKFLT TERM SYS,
+// the job-control stops and CONT) and CHLD, without which an early child exit would go unseen.
+// Each Notify is a round trip to the runtime's signal thread (about 30us), so the rest (Late)
+// follows while the child starts: until then those are dropped, never fatal.
+func Early() []os.Signal {
+	return []os.Signal{
+		unix.SIGCHLD, unix.SIGTERM, unix.SIGINT, unix.SIGQUIT, unix.SIGHUP,
+		unix.SIGTSTP, unix.SIGTTIN, unix.SIGTTOU, unix.SIGCONT,
+		unix.SIGILL, unix.SIGTRAP, unix.SIGABRT, unix.SIGSTKFLT, unix.SIGSYS,
+	}
+}
+
+// Late lists the handled signals that are not Early.
+func Late() []os.Signal {
+	early := Early()
+	var out []os.Signal
+	for _, s := range Handled() {
+		if !slices.Contains(early, s) {
+			out = append(out, s)
+		}
 	}
 	return out
 }

@@ -2,6 +2,7 @@ package signals
 
 import (
 	"fmt"
+	"os"
 	"slices"
 	"strconv"
 	"strings"
@@ -241,6 +242,31 @@ func TestHandled(t *testing.T) {
 		sig := syscall.Signal(n)
 		if !NeverForward(sig) && seen[sig] == 0 {
 			t.Errorf("%s is forwarded but not in Handled()", Name(sig))
+		}
+	}
+}
+
+func TestEarlyAndLateCoverHandled(t *testing.T) {
+	seen := map[os.Signal]int{}
+	for _, s := range Early() {
+		seen[s]++
+	}
+	for _, s := range Late() {
+		seen[s]++
+	}
+	for _, s := range Handled() {
+		if seen[s] != 1 {
+			t.Errorf("SIG%s is in Early+Late %d times, want exactly once", Name(s.(syscall.Signal)), seen[s])
+		}
+		delete(seen, s)
+	}
+	if len(seen) != 0 {
+		t.Errorf("Early/Late hold signals that are not handled: %v", seen)
+	}
+	// The signals the Go runtime makes fatal (or stopping) when not notified must be Early.
+	for _, s := range []syscall.Signal{unix.SIGHUP, unix.SIGINT, unix.SIGQUIT, unix.SIGTERM, unix.SIGTSTP, unix.SIGTTIN, unix.SIGTTOU, unix.SIGCHLD, unix.SIGSYS} {
+		if !slices.Contains(Early(), os.Signal(s)) {
+			t.Errorf("SIG%s must be notified early", Name(s))
 		}
 	}
 }

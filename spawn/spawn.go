@@ -35,6 +35,9 @@ type Spec struct {
 	// Foreground makes the child's process group the foreground group of the controlling terminal
 	// on Stdin, so that Ctrl-C and job control reach it. The child always gets its own group.
 	Foreground bool
+	// Session starts the child in a new session with Stdin as its controlling terminal (a pty that
+	// gaffer made for it); the session is also its process group.
+	Session    bool
 	Stdin      *os.File
 	Stdout     *os.File
 	Stderr     *os.File
@@ -54,6 +57,15 @@ func (p *Process) Release() {
 	if p.proc != nil {
 		_ = p.proc.Release()
 	}
+}
+
+// Signal sends sig to the child through its pidfd, so it can never reach another process that
+// reused the pid after the child was reaped; it then fails with os.ErrProcessDone.
+func (p *Process) Signal(sig syscall.Signal) error {
+	if p.proc == nil {
+		return os.ErrProcessDone
+	}
+	return p.proc.Signal(sig)
 }
 
 // StartError is a child that could not be started. Code is what a shell would exit with.
@@ -120,7 +132,10 @@ func Start(r *reaper.Reaper, s Spec) (*Process, error) {
 
 func sysProcAttr(s Spec) *syscall.SysProcAttr {
 	sys := &syscall.SysProcAttr{Setpgid: true}
-	if s.Foreground {
+	if s.Session {
+		// setsid makes the child leader of a new group too; setpgid on a leader would fail.
+		sys = &syscall.SysProcAttr{Setsid: true, Setctty: true, Ctty: 0}
+	} else if s.Foreground {
 		sys.Foreground = true
 		sys.Ctty = 0
 	}

@@ -43,7 +43,7 @@ func buildAndRun(m *testing.M) int {
 	gafferBin = filepath.Join(dir, "gaffer")
 	probeBin = filepath.Join(dir, "probe")
 	for _, b := range []struct{ out, pkg string }{{gafferBin, "."}, {probeBin, "./tests/probe"}} {
-		cmd := exec.Command("go", "build", "-trimpath", "-ldflags=-s -w", "-o", b.out, b.pkg)
+		cmd := exec.Command("go", "build", "-trimpath", "-tags", "urfave_cli_no_docs", "-ldflags=-s -w", "-o", b.out, b.pkg)
 		cmd.Dir = repoRoot
 		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
 		if out, err := cmd.CombinedOutput(); err != nil {
@@ -192,6 +192,15 @@ func (g *gafferRun) nextLineOr(d time.Duration, what string) string {
 		g.t.Fatalf("no line within %v waiting for %s; stderr: %s", d, what, g.stderr.String())
 	}
 	return ""
+}
+
+// waitAllSignals waits until gaffer (run with -v) says it handles every signal: it notifies the
+// fatal ones first and the rest while the child starts.
+func (g *gafferRun) waitAllSignals() {
+	g.t.Helper()
+	waitFor(g.t, 10*time.Second, "gaffer: forwarding all signals", func() bool {
+		return strings.Contains(g.stderr.String(), "gaffer: forwarding all signals")
+	})
 }
 
 // wait waits for gaffer to exit and returns its exit code (128+n when killed by signal n).

@@ -102,8 +102,9 @@ func forwardable() (fwd, never []syscall.Signal) {
 }
 
 func TestSignalsForwardedAsThemselves(t *testing.T) {
-	g := startGaffer(t, startOpts{pid1: true, stdin: true}, "--", probeBin, "signals")
+	g := startGaffer(t, startOpts{pid1: true, stdin: true}, "-v", "--", probeBin, "signals")
 	g.expectLine("ready", 10*time.Second)
+	g.waitAllSignals()
 	fwd, never := forwardable()
 	if len(fwd) != 18 {
 		t.Fatalf("expected 18 forwardable signals in 1-31, have %v", fwd)
@@ -131,8 +132,9 @@ func TestSignalsForwardedAsThemselves(t *testing.T) {
 }
 
 func TestRewriteAndDrop(t *testing.T) {
-	g := startGaffer(t, startOpts{pid1: true, stdin: true}, "-r", "TERM:USR1", "-r", "HUP:0,WINCH:RTMIN+2", "--", probeBin, "signals")
+	g := startGaffer(t, startOpts{pid1: true, stdin: true}, "-v", "-r", "TERM:USR1", "-r", "HUP:0,WINCH:RTMIN+2", "--", probeBin, "signals")
 	g.expectLine("ready", 10*time.Second)
+	g.waitAllSignals()
 	g.signal(unix.SIGTERM)
 	if got := g.nextLine(5 * time.Second); got != "got USR1" {
 		t.Fatalf("TERM rewritten to USR1: child reported %q", got)
@@ -177,8 +179,9 @@ func TestGroupForwarding(t *testing.T) {
 	// sh ignores USR1 so that only its background child can report it.
 	// Without job control sh gives background jobs /dev/null as stdin; hand it the real one by fd 3.
 	script := `trap "" USR1; exec 3<&0; "$0" signals <&3 3<&- & wait`
-	g := startGaffer(t, startOpts{pid1: true, stdin: true}, "-g", "--", "sh", "-c", script, probeBin)
+	g := startGaffer(t, startOpts{pid1: true, stdin: true}, "-v", "-g", "--", "sh", "-c", script, probeBin)
 	g.expectLine("ready", 10*time.Second)
+	g.waitAllSignals()
 	g.signal(unix.SIGUSR1)
 	if got := g.nextLine(5 * time.Second); got != "got USR1" {
 		t.Fatalf("-g: the child's group member reported %q", got)
@@ -189,8 +192,9 @@ func TestGroupForwarding(t *testing.T) {
 	}
 
 	// Without -g only the child itself (sh, which ignores it) gets the signal.
-	g = startGaffer(t, startOpts{pid1: true, stdin: true}, "--", "sh", "-c", script, probeBin)
+	g = startGaffer(t, startOpts{pid1: true, stdin: true}, "-v", "--", "sh", "-c", script, probeBin)
 	g.expectLine("ready", 10*time.Second)
+	g.waitAllSignals()
 	g.signal(unix.SIGUSR1)
 	g.stdin.Close()
 	var rest []string
