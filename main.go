@@ -50,7 +50,7 @@ func (e exitCode) Error() string {
 func main() {
 	args := normalizeArgs(os.Args)
 	var setup signalSetup
-	if len(args) > 1 && args[1] == "run" {
+	if len(args) > 1 && (args[1] == "run" || args[1] == "up") {
 		// First thing, before anything can go wrong: a Go PID 1 that receives a signal it has not
 		// asked for exits with status 2. The buffer is large because Notify drops when it is full.
 		sigs := make(chan os.Signal, 1024)
@@ -68,7 +68,7 @@ type signalSetup struct {
 
 // commandNames are gaffer's subcommands; anything else in first position is a mistake, and a first
 // argument that is a flag or "--" means the run command.
-var commandNames = []string{"run", "exec", "help", "h"}
+var commandNames = []string{"run", "exec", "up", "check", "help", "h"}
 
 // normalizeArgs turns `gaffer [flags] -- CMD` into `gaffer run [flags] -- CMD`, so that the command
 // after -- is never taken for one of gaffer's own commands.
@@ -133,6 +133,8 @@ func newApp(sigs signalSetup, stderr io.Writer) *cli.App {
 		Commands: []*cli.Command{
 			runCommand(sigs, stderr, onUsage),
 			execCommand(onUsage),
+			upCommand(sigs, stderr, onUsage),
+			checkCommand(onUsage),
 		},
 	}
 	return app

@@ -108,7 +108,9 @@ type loop struct {
 	graceTimer    *time.Timer
 	finalTimer    *time.Timer
 	ctxDone       <-chan struct{}
-	allSignals    <-chan struct{} // closed when the late signals are notified too
+	// skip, when set, lists pids whose trees the sweep leaves alone (detached processes).
+	skip       func() []int
+	allSignals <-chan struct{} // closed when the late signals are notified too
 }
 
 func (l *loop) run(ctx context.Context) int {
@@ -122,7 +124,7 @@ func (l *loop) run(ctx context.Context) int {
 			if l.onSignal(sig.(syscall.Signal)) {
 				return l.result()
 			}
-		case e := <-l.child.Exit:
+		case e := <-l.childExit():
 			l.onChildExit(e)
 			if l.drain() {
 				return l.result()
@@ -134,7 +136,7 @@ func (l *loop) run(ctx context.Context) int {
 			}
 		case <-timerC(l.stopTimer):
 			l.stopTimer = nil
-			if l.code < 0 {
+			if l.code < 0 && l.child != nil {
 				l.warnf("child pid %d still running %v after the stop signal: sending SIGKILL to its group", l.child.Pid, l.cfg.StopTimeout)
 				_ = unix.Kill(-l.child.Pid, unix.SIGKILL)
 			}
@@ -157,7 +159,7 @@ func (l *loop) onSignal(sig syscall.Signal) bool {
 		l.debugf("received SIG%s: not forwarded", signals.Name(sig))
 		return false
 	}
-	if l.code >= 0 {
+	if l.draining {
 		// The child is gone; an impatient stop request skips the rest of the grace period.
 		if signals.Terminating(sig) && !l.killed {
 			l.debugf("received SIG%s while stopping: sending SIGKILL now", signals.Name(sig))
@@ -207,17 +209,57 @@ func (l *loop) reap() bool {
 	}
 	// The child's exit may have been collected just now; take it before judging.
 	select {
-	case e := <-l.child.Exit:
+	case e := <-l.childExit():
 		l.onChildExit(e)
 		return l.drain()
 	default:
 	}
-	return l.draining && none
+	return l.draining && l.noneLeft(none)
+}
+
+// childExit is the channel of the child's exit; nil (never ready) when the loop has no child.
+func (l *loop) childExit() <-chan reaper.Exit {
+	if l.child == nil {
+		return nil
+	}
+	return l.child.Exit
+}
+
+// noneLeft reports whether the sweep is over: no child at all, or, outside a PID namespace with
+// detached processes to spare, none but those.
+func (l *loop) noneLeft(noChildren bool) bool {
+	if noChildren {
+		return true
+	}
+	if l.isInit || l.skip == nil {
+		return false
+	}
+	return len(l.rest()) == 0
+}
+
+// rest lists gaffer's descendants but the trees of the pids in skip.
+func (l *loop) rest() []int {
+	pids, err := reaper.Descendants(os.Getpid())
+	if err != nil {
+		l.warnf("%v", err)
+	}
+	if l.skip == nil {
+		return pids
+	}
+	spared := map[int]bool{}
+	for _, p := range l.skip() {
+		spared[p] = true
+		sub, _ := reaper.Descendants(p)
+		for _, c := range sub {
+			spared[c] = true
+		}
+	}
+	return slices.DeleteFunc(pids, func(p int) bool { return spared[p] })
 }
 
 // drain starts the stop of what the child left behind, or reports that nothing is left.
 func (l *loop) drain() bool {
-	if _, none, _ := l.r.Reap(); none {
+	if _, none, _ := l.r.Reap(); l.noneLeft(none) {
 		return true
 	}
 	if l.graceTimer != nil || l.killed {
@@ -249,12 +291,8 @@ func (l *loop) signalRest(sig syscall.Signal) int {
 		}
 		return -1
 	}
-	pids, err := reaper.Descendants(os.Getpid())
-	if err != nil {
-		l.warnf("%v", err)
-	}
 	n := 0
-	for _, p := range pids {
+	for _, p := range l.rest() {
 		if unix.Kill(p, sig) == nil {
 			n++
 		}

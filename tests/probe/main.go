@@ -5,15 +5,21 @@
 //	                       EOF, unless keep is given
 //	probe blockexec CMD... block USR1, USR2 and TERM, ignore INT and QUIT, then exec CMD
 //	probe sleep            sleep until killed
+//	probe listen ADDR      accept TCP connections on ADDR after 200ms, until killed
+//	probe http ADDR        answer HTTP requests on ADDR with 200 after 200ms, until killed
+//	probe lines N ID       write N lines "ID SEQ" to stdout as fast as possible
 package main
 
 import (
 	"bufio"
 	"fmt"
 	"io"
+	"net"
+	"net/http"
 	"os"
 	"os/signal"
 	"runtime"
+	"strconv"
 	"syscall"
 	"time"
 
@@ -34,6 +40,10 @@ func main() {
 		blockExec(os.Args[2:])
 	case "sleep":
 		time.Sleep(time.Hour)
+	case "listen", "http":
+		serve(os.Args[1], os.Args[2])
+	case "lines":
+		writeLines(os.Args[2], os.Args[3])
 	default:
 		fmt.Fprintf(os.Stderr, "probe: unknown mode %q\n", os.Args[1])
 		os.Exit(2)
@@ -68,6 +78,39 @@ func reportSignals() {
 			os.Exit(0)
 		}
 	}
+}
+
+// serve listens late on purpose, so that a readiness probe has to wait for it.
+func serve(mode, addr string) {
+	time.Sleep(200 * time.Millisecond)
+	l, err := net.Listen("tcp", addr)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "probe:", err)
+		os.Exit(1)
+	}
+	fmt.Println("listening")
+	if mode == "http" {
+		err = http.Serve(l, http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { fmt.Fprintln(w, "ok") }))
+	} else {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				break
+			}
+			c.Close()
+		}
+	}
+	fmt.Fprintln(os.Stderr, "probe:", err)
+	os.Exit(1)
+}
+
+func writeLines(n, id string) {
+	count, _ := strconv.Atoi(n)
+	w := bufio.NewWriterSize(os.Stdout, 64<<10)
+	for i := 0; i < count; i++ {
+		fmt.Fprintf(w, "%s %d\n", id, i)
+	}
+	w.Flush()
 }
 
 func blockExec(argv []string) {

@@ -1,0 +1,142 @@
+// Package config reads gaffer's multi-process configuration: gaffer.toml, or a Procfile with its
+// .env. It validates everything before anything starts, reporting every error as FILE:LINE: message,
+// and turns each process back into the plain dict of the Python gaffer's ProcessConfig.to_dict.
+package config
+
+import (
+	"syscall"
+	"time"
+)
+
+// Config is a whole validated configuration.
+type Config struct {
+	File      string // the file it was read from
+	Settings  Settings
+	Processes []Process // in file order
+}
+
+// Settings are the [settings] table.
+type Settings struct {
+	Grace      time.Duration // default stop_timeout of every process (default 10s)
+	Output     string        // prefix | json | raw (default prefix)
+	Timestamps bool
+	Color      string // auto | always | never (default auto)
+}
+
+// Probe is how readiness is checked: Kind is tcp, http, https, file, exec or none.
+type Probe struct {
+	Kind   string
+	Target string // host:port, URL, path, or shell command
+}
+
+// Process is one [process.NAME] table (or Procfile line), with defaults filled in.
+type Process struct {
+	Name           string
+	Line           int      // line of its table header (or Procfile line), for messages
+	Cmd            []string // argv: a string cmd is shlex-split; with Shell, ["/bin/sh", "-c", cmd]
+	Args           []string // appended to Cmd; $VAR and ${VAR} are expanded from the process env at start
+	Shell          bool
+	Cwd            string
+	User           string            // SPEC as for gaffer exec --user; "" keeps gaffer's
+	Env            map[string]string // added to gaffer's environment (or to nothing with ClearEnv)
+	ClearEnv       bool
+	NumProcesses   int    // default 1; instances are NAME.1, NAME.2 ... when > 1
+	Restart        string // always | on-failure | never (default never)
+	SuccessCodes   []int  // default [0]
+	Backoff        time.Duration
+	BackoffMax     time.Duration
+	MaxRestarts    int           // 0 = unlimited
+	RestartWindow  time.Duration // with MaxRestarts: give up after that many restarts within it
+	OnEnd          string        // shutdown | ignore (default shutdown; oneshots: shutdown on failure only)
+	Oneshot        bool
+	After          []string
+	Ready          Probe
+	ReadyTimeout   time.Duration
+	StopSignal     syscall.Signal
+	StopTimeout    time.Duration // default Settings.Grace
+	RedirectOutput []string      // labels of stdout and stderr; default ["out", "err"]; empty: inherit gaffer's fds
+	RedirectInput  bool
+	CustomStreams  []string
+	TTY            bool
+	Detach         bool
+}
+
+// Defaults filled in by Load for what a file leaves out.
+const (
+	DefaultGrace         = 10 * time.Second // settings.grace, and so every stop_timeout
+	DefaultBackoff       = time.Second
+	DefaultBackoffMax    = 30 * time.Second
+	DefaultRestartWindow = 60 * time.Second
+	DefaultReadyTimeout  = 60 * time.Second
+)
+
+// Values of Process.Restart.
+const (
+	RestartAlways    = "always"
+	RestartOnFailure = "on-failure"
+	RestartNever     = "never"
+)
+
+// Values of Process.OnEnd.
+const (
+	OnEndShutdown = "shutdown"
+	OnEndIgnore   = "ignore"
+)
+
+// Values of Settings.Output.
+const (
+	OutputPrefix = "prefix"
+	OutputJSON   = "json"
+	OutputRaw    = "raw"
+)
+
+// Values of Settings.Color.
+const (
+	ColorAuto   = "auto"
+	ColorAlways = "always"
+	ColorNever  = "never"
+)
+
+// Values of Probe.Kind.
+const (
+	ProbeNone  = "none"
+	ProbeTCP   = "tcp"
+	ProbeHTTP  = "http"
+	ProbeHTTPS = "https"
+	ProbeFile  = "file"
+	ProbeExec  = "exec"
+)
+
+// DefaultSettings are the settings of a file without a [settings] table.
+func DefaultSettings() Settings {
+	return Settings{Grace: DefaultGrace, Output: OutputPrefix, Color: ColorAuto}
+}
+
+// NewProcess is a process named name running argv, with every default filled in as Load does
+// (stop_timeout is DefaultGrace).
+func NewProcess(name string, argv ...string) Process {
+	p := defaultProcess(name, DefaultGrace)
+	if len(argv) > 0 {
+		p.Cmd = argv
+	}
+	return p
+}
+
+func defaultProcess(name string, grace time.Duration) Process {
+	return Process{
+		Name:           name,
+		Env:            map[string]string{},
+		NumProcesses:   1,
+		Restart:        RestartNever,
+		SuccessCodes:   []int{0},
+		Backoff:        DefaultBackoff,
+		BackoffMax:     DefaultBackoffMax,
+		RestartWindow:  DefaultRestartWindow,
+		OnEnd:          OnEndShutdown,
+		Ready:          Probe{Kind: ProbeNone},
+		ReadyTimeout:   DefaultReadyTimeout,
+		StopSignal:     syscall.SIGTERM,
+		StopTimeout:    grace,
+		RedirectOutput: []string{"out", "err"},
+	}
+}

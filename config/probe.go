@@ -1,0 +1,84 @@
+package config
+
+import (
+	"fmt"
+	"net"
+	"net/url"
+	"path"
+	"strconv"
+	"strings"
+)
+
+// ParseProbe reads a readiness probe: tcp://HOST:PORT, http://... or https://... (ready on a 2xx
+// answer), file:///ABS/PATH (ready when the file exists), exec:CMD (ready when CMD exits 0), or
+// none.
+func ParseProbe(s string) (Probe, error) {
+	if s == ProbeNone {
+		return Probe{Kind: ProbeNone}, nil
+	}
+	if cmd, ok := strings.CutPrefix(s, "exec:"); ok {
+		cmd = strings.TrimSpace(cmd)
+		if cmd == "" {
+			return Probe{}, fmt.Errorf("probe %q: no command after exec", s)
+		}
+		return Probe{Kind: ProbeExec, Target: cmd}, nil
+	}
+	u, err := url.Parse(s)
+	if err != nil || u.Scheme == "" || u.Opaque != "" {
+		return Probe{}, fmt.Errorf("bad probe %q: want tcp://HOST:PORT, http(s)://URL, file:///PATH, exec:CMD or none", s)
+	}
+	switch u.Scheme {
+	case ProbeTCP:
+		if u.User != nil || (u.Path != "" && u.Path != "/") || u.RawQuery != "" || u.Fragment != "" {
+			return Probe{}, fmt.Errorf("tcp probe %q: want tcp://HOST:PORT and nothing more", s)
+		}
+		host, port, err := net.SplitHostPort(u.Host)
+		if err != nil || host == "" {
+			return Probe{}, fmt.Errorf("tcp probe %q: want tcp://HOST:PORT", s)
+		}
+		if err := checkPort(port); err != nil {
+			return Probe{}, fmt.Errorf("tcp probe %q: %w", s, err)
+		}
+		return Probe{Kind: ProbeTCP, Target: u.Host}, nil
+	case ProbeHTTP, ProbeHTTPS:
+		if u.Hostname() == "" {
+			return Probe{}, fmt.Errorf("%s probe %q: no host", u.Scheme, s)
+		}
+		if port := u.Port(); port != "" {
+			if err := checkPort(port); err != nil {
+				return Probe{}, fmt.Errorf("%s probe %q: %w", u.Scheme, s, err)
+			}
+		}
+		return Probe{Kind: u.Scheme, Target: s}, nil
+	case ProbeFile:
+		// file://host/path names a file on another machine: only an empty host makes sense here.
+		if u.Host != "" || !path.IsAbs(u.Path) || u.RawQuery != "" || u.Fragment != "" {
+			return Probe{}, fmt.Errorf("file probe %q: want file:///ABSOLUTE/PATH", s)
+		}
+		return Probe{Kind: ProbeFile, Target: u.Path}, nil
+	}
+	return Probe{}, fmt.Errorf("probe %q: unknown scheme %q: want tcp, http, https, file, exec: or none", s, u.Scheme)
+}
+
+func checkPort(port string) error {
+	n, err := strconv.Atoi(port)
+	if err != nil || n < 1 || n > 65535 {
+		return fmt.Errorf("port %q: want 1-65535", port)
+	}
+	return nil
+}
+
+// String is the probe as written in a config file; ParseProbe reads it back.
+func (p Probe) String() string {
+	switch p.Kind {
+	case "", ProbeNone:
+		return ProbeNone
+	case ProbeTCP:
+		return "tcp://" + p.Target
+	case ProbeFile:
+		return (&url.URL{Scheme: "file", Path: p.Target}).String()
+	case ProbeExec:
+		return "exec:" + p.Target
+	}
+	return p.Target // http and https keep the whole URL
+}

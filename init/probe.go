@@ -1,0 +1,89 @@
+package pid1
+
+import (
+	"bufio"
+	"context"
+	"crypto/tls"
+	"fmt"
+	"net"
+	"net/url"
+	"os"
+	"strings"
+	"time"
+
+	"gaffer/config"
+)
+
+// probeOnce checks readiness once. exec probes are not handled here: they start a child, which
+// only the loop may do through the reaper.
+func probeOnce(ctx context.Context, p config.Probe) error {
+	switch p.Kind {
+	case "tcp":
+		d := net.Dialer{Timeout: time.Second}
+		c, err := d.DialContext(ctx, "tcp", strings.TrimPrefix(p.Target, "tcp://"))
+		if err != nil {
+			return err
+		}
+		return c.Close()
+	case "http", "https":
+		return httpGet(ctx, p.Target)
+	case "file":
+		_, err := os.Stat(strings.TrimPrefix(p.Target, "file://"))
+		return err
+	}
+	return fmt.Errorf("unknown probe %q", p.Kind)
+}
+
+// httpGet asks for target and wants a 2xx status. It speaks just enough HTTP/1.1 for a probe:
+// importing net/http would add its start-up cost to every gaffer, also `gaffer --`, which needs
+// none of it.
+func httpGet(ctx context.Context, target string) error {
+	u, err := url.Parse(target)
+	if err != nil {
+		return err
+	}
+	host := u.Host
+	if u.Port() == "" {
+		port := "80"
+		if u.Scheme == "https" {
+			port = "443"
+		}
+		host = net.JoinHostPort(u.Hostname(), port)
+	}
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	d := net.Dialer{}
+	conn, err := d.DialContext(ctx, "tcp", host)
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	if dl, ok := ctx.Deadline(); ok {
+		_ = conn.SetDeadline(dl)
+	}
+	if u.Scheme == "https" {
+		// A readiness probe asks whether the server answers, usually on localhost with a
+		// certificate for another name: it does not authenticate the server.
+		tc := tls.Client(conn, &tls.Config{ServerName: u.Hostname(), InsecureSkipVerify: true})
+		if err := tc.HandshakeContext(ctx); err != nil {
+			return err
+		}
+		conn = tc
+	}
+	path := u.RequestURI()
+	if _, err := fmt.Fprintf(conn, "GET %s HTTP/1.1\r\nHost: %s\r\nUser-Agent: gaffer-probe\r\nConnection: close\r\n\r\n", path, u.Host); err != nil {
+		return err
+	}
+	status, err := bufio.NewReader(conn).ReadString('\n')
+	if err != nil {
+		return fmt.Errorf("read status: %w", err)
+	}
+	f := strings.Fields(status)
+	if len(f) < 2 || !strings.HasPrefix(f[0], "HTTP/") {
+		return fmt.Errorf("bad status line %q", strings.TrimSpace(status))
+	}
+	if len(f[1]) != 3 || f[1][0] != '2' {
+		return fmt.Errorf("status %s", f[1])
+	}
+	return nil
+}

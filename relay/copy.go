@@ -1,0 +1,318 @@
+package relay
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"strconv"
+	"syscall"
+	"time"
+	"unicode/utf8"
+
+	"golang.org/x/sys/unix"
+)
+
+const (
+	// readSize is the least room a read gets: a default pipe holds 64 KiB.
+	readSize = 64 << 10
+	// bufSize holds a pending partial line (at most MaxLine+UTFMax-1 bytes) and a full read.
+	bufSize = MaxLine + utf8.UTFMax + readSize
+	// flushAt bounds the formatted output of one read: beyond it, Copy writes what it has (whole
+	// lines) and goes on, so that many tiny lines cannot grow the buffer without bound.
+	flushAt = 128 << 10
+)
+
+// Copy reads r until EOF or a read error and writes every line of it, formatted for src, to the
+// Writer. It returns nil at EOF, else the read error, always after a pending partial line was
+// written. Errors writing to the destination never end Copy; see Err.
+//
+// When r is an *os.File and a read fails at its read deadline (the caller bounds the drain after
+// the process exited; see the package doc), Copy clears the deadline, still takes the bytes the
+// pipe held at that moment (FIONREAD), without waiting for more, and returns an error matching
+// os.ErrDeadlineExceeded: nothing written before the deadline is lost, even when back-pressure
+// kept Copy from reading until then.
+//
+// Memory is fixed: a read buffer of about 128 KiB and an output buffer of about 128 KiB (more
+// only for a single long line in JSON, where escaping can grow it up to six times).
+func (w *Writer) Copy(r io.Reader, src Source) error {
+	s := newStream(w, src, 16<<10)
+	buf := make([]byte, bufSize)
+	start, end := 0, 0 // buf[start:end] is a partial line waiting for its end
+	var late error     // the deadline error, once the deadline passed
+	left := 0          // after the deadline: bytes the pipe held then, still to read
+	for {
+		if start == end {
+			start, end = 0, 0
+		} else if len(buf)-end < readSize {
+			end = copy(buf, buf[start:end])
+			start = 0
+		}
+		p := buf[end:]
+		if late != nil {
+			p = p[:min(len(p), left)]
+		}
+		n, err := r.Read(p)
+		if n > 0 {
+			end += n
+			s.begin()
+			start += s.lines(buf[start:end])
+			s.flush()
+		}
+		if late != nil {
+			left -= n
+			if err == nil && left <= 0 {
+				err = late
+			}
+		} else if errors.Is(err, os.ErrDeadlineExceeded) {
+			if left = pending(r); left > 0 {
+				late, err = err, nil
+			}
+		}
+		if err != nil {
+			if start < end {
+				s.begin()
+				s.line(buf[start:end])
+				s.flush()
+			}
+			if err == io.EOF {
+				return nil
+			}
+			return fmt.Errorf("cannot read output of %s: %w", src.Name, err)
+		}
+	}
+}
+
+// pending returns how many bytes a file whose read deadline passed still holds, and clears the
+// deadline so that they can be read; 0 when r is no such file or holds nothing.
+func pending(r io.Reader) int {
+	f, ok := r.(interface {
+		SetReadDeadline(time.Time) error
+		SyscallConn() (syscall.RawConn, error)
+	})
+	if !ok {
+		return 0
+	}
+	rc, err := f.SyscallConn()
+	if err != nil {
+		return 0
+	}
+	n := 0
+	ctl := func(fd uintptr) { n, err = unix.IoctlGetInt(int(fd), unix.TIOCINQ) } // FIONREAD
+	if cerr := rc.Control(ctl); cerr != nil || err != nil {
+		return 0
+	}
+	// Reads of at most n bytes cannot block: nobody else reads the pipe.
+	if n <= 0 || f.SetReadDeadline(time.Time{}) != nil {
+		return 0
+	}
+	return n
+}
+
+// stream formats the lines of one Source; it belongs to one goroutine.
+type stream struct {
+	w     *Writer
+	src   Source
+	json  bool
+	width int    // the name width head was built for
+	stamp int64  // the time head was built for, in Unix milliseconds
+	built bool   // head and tail are built
+	head  []byte // goes before each line: the prefix, or the JSON object up to "line":"
+	tail  []byte // goes after each line: "\n", or "}\n in JSON
+	out   []byte // formatted whole lines not yet written
+}
+
+func newStream(w *Writer, src Source, size int) *stream {
+	return &stream{w: w, src: src, json: w.format == JSON, out: make([]byte, 0, size)}
+}
+
+// begin starts the lines of one read: it rebuilds head when the name width or the timestamp
+// changed. A timestamp is taken once per read, not per line.
+func (s *stream) begin() {
+	width := int(s.w.width.Load())
+	var now time.Time
+	var stamp int64
+	switch {
+	case s.w.format == Raw:
+		if !s.built {
+			s.head, s.tail, s.built = nil, []byte{'\n'}, true
+		}
+		return
+	case s.json || s.w.timestamps:
+		now = s.w.now()
+		stamp = now.UnixMilli()
+		if s.built && stamp == s.stamp && (s.json || width == s.width) {
+			return
+		}
+	case s.built && width == s.width:
+		return
+	}
+	s.built, s.width, s.stamp = true, width, stamp
+	s.head = s.head[:0]
+	if s.json {
+		s.head = append(s.head, `{"time":"`...)
+		s.head = appendTime(s.head, now)
+		s.head = append(s.head, `","name":"`...)
+		s.head = appendJSON(s.head, []byte(s.src.Name))
+		s.head = append(s.head, `","pid":`...)
+		s.head = strconv.AppendInt(s.head, int64(s.src.Pid), 10)
+		s.head = append(s.head, `,"stream":"`...)
+		s.head = appendJSON(s.head, []byte(s.src.Stream))
+		s.head = append(s.head, `","line":"`...)
+		s.tail = []byte("\"}\n")
+		return
+	}
+	if s.w.color {
+		s.head = append(s.head, "\x1b["...)
+		s.head = append(s.head, colorCode(s.src.Color)...)
+		s.head = append(s.head, 'm')
+	}
+	if s.w.timestamps {
+		s.head = appendTime(s.head, now)
+		s.head = append(s.head, ' ')
+	}
+	s.head = appendName(s.head, s.src.Name)
+	for n := utf8.RuneCountInString(s.src.Name); n < width; n++ {
+		s.head = append(s.head, ' ')
+	}
+	s.head = append(s.head, " | "...)
+	if s.w.color {
+		s.head = append(s.head, "\x1b[0m"...)
+	}
+	s.tail = []byte{'\n'}
+}
+
+// lines formats the complete lines of data and splits a pending partial line that is already
+// too long; it returns how many bytes of data it consumed.
+func (s *stream) lines(data []byte) int {
+	done := 0
+	for {
+		i := bytes.IndexByte(data[done:], '\n')
+		if i < 0 {
+			break
+		}
+		if s.json || i > MaxLine {
+			s.line(data[done : done+i])
+		} else {
+			// The hot path: the line and its newline in one append.
+			s.out = append(s.out, s.head...)
+			s.out = append(s.out, data[done:done+i+1]...)
+			if len(s.out) >= flushAt {
+				s.flush()
+			}
+		}
+		done += i + 1
+	}
+	// Emit a chunk of a long partial line only once its cut can be placed on a character
+	// boundary, hence UTFMax bytes beyond MaxLine.
+	for len(data)-done >= MaxLine+utf8.UTFMax {
+		c := cutPoint(data[done:])
+		s.emit(data[done : done+c])
+		done += c
+	}
+	return done
+}
+
+// line formats one line without its newline, split into chunks of at most MaxLine bytes.
+func (s *stream) line(b []byte) {
+	for len(b) > MaxLine {
+		c := cutPoint(b)
+		s.emit(b[:c])
+		b = b[c:]
+	}
+	s.emit(b)
+}
+
+// emit formats one output line, b without its newline.
+func (s *stream) emit(b []byte) {
+	s.out = append(s.out, s.head...)
+	if s.json {
+		s.out = appendJSON(s.out, b)
+	} else {
+		s.out = append(s.out, b...)
+	}
+	s.out = append(s.out, s.tail...)
+	if len(s.out) >= flushAt {
+		s.flush()
+	}
+}
+
+// flush writes the formatted lines, whole, in one call under the Writer's lock.
+func (s *stream) flush() {
+	if len(s.out) > 0 {
+		s.w.write(s.out)
+		s.out = s.out[:0]
+	}
+}
+
+// appendTime appends t as RFC 3339 in UTC with milliseconds: 2026-11-23T21:50:01.123Z.
+func appendTime(b []byte, t time.Time) []byte {
+	return t.UTC().AppendFormat(b, "2006-01-02T15:04:05.000Z07:00")
+}
+
+// colorCode returns the SGR parameters of palette entry i: six colours that read on dark and
+// light terminals (honcho's order), cycling; bold for a negative i.
+func colorCode(i int) string {
+	if i < 0 {
+		return "1"
+	}
+	codes := [...]string{"36", "33", "32", "35", "34", "31"}
+	return codes[i%len(codes)]
+}
+
+// appendName appends a name for the prefix, control characters replaced by '?', since a newline
+// or an escape sequence in a name would break the line structure.
+func appendName(b []byte, name string) []byte {
+	for i := 0; i < len(name); i++ {
+		c := name[i]
+		if c < 0x20 || c == 0x7f {
+			c = '?'
+		}
+		b = append(b, c)
+	}
+	return b
+}
+
+// appendJSON appends p escaped as the inside of a JSON string: quote, backslash and control
+// characters escaped, each byte of invalid UTF-8 as U+FFFD, valid UTF-8 as is.
+func appendJSON(b, p []byte) []byte {
+	const hex = "0123456789abcdef"
+	start := 0 // p[start:i] is pending, needing no escape
+	for i := 0; i < len(p); {
+		c := p[i]
+		if c >= 0x20 && c != '"' && c != '\\' && c < utf8.RuneSelf {
+			i++
+			continue
+		}
+		if c >= utf8.RuneSelf {
+			r, size := utf8.DecodeRune(p[i:])
+			if r != utf8.RuneError || size != 1 {
+				i += size
+				continue
+			}
+		}
+		b = append(b, p[start:i]...)
+		switch c {
+		case '"':
+			b = append(b, '\\', '"')
+		case '\\':
+			b = append(b, '\\', '\\')
+		case '\n':
+			b = append(b, '\\', 'n')
+		case '\r':
+			b = append(b, '\\', 'r')
+		case '\t':
+			b = append(b, '\\', 't')
+		default:
+			if c >= utf8.RuneSelf {
+				b = append(b, `\ufffd`...)
+			} else {
+				b = append(b, '\\', 'u', '0', '0', hex[c>>4], hex[c&0xf])
+			}
+		}
+		i++
+		start = i
+	}
+	return append(b, p[start:]...)
+}

@@ -1,0 +1,85 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+
+	"gaffer/config"
+	pid1 "gaffer/init"
+
+	"github.com/urfave/cli/v2"
+	"golang.org/x/sys/unix"
+)
+
+func upCommand(sigs signalSetup, stderr io.Writer, onUsage cli.OnUsageErrorFunc) *cli.Command {
+	var verbose int
+	return &cli.Command{
+		Name:      "up",
+		Usage:     "run and supervise the processes of gaffer.toml or a Procfile",
+		UsageText: "gaffer up [-c FILE | -f PROCFILE] [-v]",
+		Flags: []cli.Flag{
+			&cli.StringFlag{Name: "config", Aliases: []string{"c"}, EnvVars: []string{"GAFFER_CONFIG"}, Usage: "read `FILE` (default ./gaffer.toml, else ./Procfile)"},
+			&cli.StringFlag{Name: "procfile", Aliases: []string{"f"}, EnvVars: []string{"GAFFER_PROCFILE"}, Usage: "read the Procfile `PROCFILE` (and the .env beside it)"},
+			&cli.BoolFlag{Name: "verbose", Aliases: []string{"v"}, Count: &verbose, Usage: "print gaffer's own diagnostics (also GAFFER_LOG=debug)"},
+		},
+		OnUsageError: onUsage,
+		Action: func(c *cli.Context) error {
+			if c.Args().Present() {
+				return usagef("up takes no arguments, got %q", c.Args().First())
+			}
+			cfg, err := loadConfig(c)
+			if err != nil {
+				return err
+			}
+			up := pid1.UpConfig{
+				Config: cfg, Signals: sigs.ch, NotifyLate: sigs.notifyLate,
+				Stdout: os.Stdout, Stderr: os.Stderr, Warnf: logTo(stderr),
+				Color: colorOn(cfg.Settings.Color, os.Stdout),
+			}
+			if verbose > 0 || strings.EqualFold(os.Getenv("GAFFER_LOG"), "debug") {
+				up.Debugf = logTo(stderr)
+			}
+			code, err := pid1.Up(context.Background(), up)
+			return exitCode{code: code, err: err}
+		},
+	}
+}
+
+// loadConfig finds and loads the configuration of up and check; every problem is a usage error,
+// printed one FILE:LINE: message per line.
+func loadConfig(c *cli.Context) (*config.Config, error) {
+	path := c.String("procfile")
+	if path == "" {
+		wd, _ := os.Getwd()
+		var err error
+		if path, err = config.Find(c.String("config"), os.Getenv, wd); err != nil {
+			return nil, usagef("%v", err)
+		}
+	}
+	cfg, err := config.Load(path)
+	if err != nil {
+		var errs *config.Errors
+		if errors.As(err, &errs) {
+			fmt.Fprintln(c.App.ErrWriter, err)
+			return nil, exitCode{code: 2}
+		}
+		return nil, usagef("%v", err)
+	}
+	return cfg, nil
+}
+
+// colorOn decides the colour setting: auto means when stdout is a terminal.
+func colorOn(setting string, f *os.File) bool {
+	switch setting {
+	case "always":
+		return true
+	case "never":
+		return false
+	}
+	_, err := unix.IoctlGetTermios(int(f.Fd()), unix.TCGETS)
+	return err == nil
+}
