@@ -16,6 +16,7 @@ import (
 	"time"
 
 	pid1 "gaffer/init"
+	"gaffer/reaper"
 	"gaffer/signals"
 	"gaffer/spawn"
 
@@ -68,7 +69,8 @@ type signalSetup struct {
 
 // commandNames are gaffer's subcommands; anything else in first position is a mistake, and a first
 // argument that is a flag or "--" means the run command.
-var commandNames = []string{"run", "exec", "up", "check", "help", "h"}
+var commandNames = []string{"run", "exec", "up", "check", "help", "h",
+	"status", "stats", "signal", "start", "stop", "restart", "logs", "send", "scale", "events", "shutdown", "health"}
 
 // normalizeArgs turns `gaffer [flags] -- CMD` into `gaffer run [flags] -- CMD`, so that the command
 // after -- is never taken for one of gaffer's own commands.
@@ -130,12 +132,12 @@ func newApp(sigs signalSetup, stderr io.Writer) *cli.App {
 			}
 			return usagef("no command given: gaffer -- CMD [ARG...] (see gaffer --help)")
 		},
-		Commands: []*cli.Command{
+		Commands: append([]*cli.Command{
 			runCommand(sigs, stderr, onUsage),
 			execCommand(onUsage),
 			upCommand(sigs, stderr, onUsage),
 			checkCommand(onUsage),
-		},
+		}, clientCommands(onUsage)...),
 	}
 	return app
 }
@@ -199,13 +201,19 @@ func runCommand(sigs signalSetup, stderr io.Writer, onUsage cli.OnUsageErrorFunc
 		Name:         "run",
 		Usage:        "run CMD as the init's child (the default: gaffer -- CMD)",
 		UsageText:    "gaffer [run] [flags] -- CMD [ARG...]",
-		Flags:        append(flags, identityFlags()...),
+		Flags:        append(append(flags, identityFlags()...), socketFlags()...),
 		OnUsageError: onUsage,
 		Action: func(c *cli.Context) error {
 			cfg, err := runConfig(c, sigs)
 			if err != nil {
 				return err
 			}
+			plan, err := planSocket(c, nil, reaper.IsPID1(), false)
+			if err != nil {
+				return err
+			}
+			defer plan.close()
+			cfg.Serve = plan.serve(cfg.Warnf)
 			if verbose > 0 || strings.EqualFold(os.Getenv("GAFFER_LOG"), "debug") {
 				cfg.Debugf = logTo(stderr)
 				cfg.Debugf("%s", cfg.Describe())

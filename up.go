@@ -10,6 +10,7 @@ import (
 
 	"gaffer/config"
 	pid1 "gaffer/init"
+	"gaffer/reaper"
 
 	"github.com/urfave/cli/v2"
 	"golang.org/x/sys/unix"
@@ -21,11 +22,11 @@ func upCommand(sigs signalSetup, stderr io.Writer, onUsage cli.OnUsageErrorFunc)
 		Name:      "up",
 		Usage:     "run and supervise the processes of gaffer.toml or a Procfile",
 		UsageText: "gaffer up [-c FILE | -f PROCFILE] [-v]",
-		Flags: []cli.Flag{
+		Flags: append([]cli.Flag{
 			&cli.StringFlag{Name: "config", Aliases: []string{"c"}, EnvVars: []string{"GAFFER_CONFIG"}, Usage: "read `FILE` (default ./gaffer.toml, else ./Procfile)"},
 			&cli.StringFlag{Name: "procfile", Aliases: []string{"f"}, EnvVars: []string{"GAFFER_PROCFILE"}, Usage: "read the Procfile `PROCFILE` (and the .env beside it)"},
 			&cli.BoolFlag{Name: "verbose", Aliases: []string{"v"}, Count: &verbose, Usage: "print gaffer's own diagnostics (also GAFFER_LOG=debug)"},
-		},
+		}, socketFlags()...),
 		OnUsageError: onUsage,
 		Action: func(c *cli.Context) error {
 			if c.Args().Present() {
@@ -35,11 +36,17 @@ func upCommand(sigs signalSetup, stderr io.Writer, onUsage cli.OnUsageErrorFunc)
 			if err != nil {
 				return err
 			}
+			plan, err := planSocket(c, &cfg.Settings, reaper.IsPID1(), true)
+			if err != nil {
+				return err
+			}
+			defer plan.close()
 			up := pid1.UpConfig{
 				Config: cfg, Signals: sigs.ch, NotifyLate: sigs.notifyLate,
 				Stdout: os.Stdout, Stderr: os.Stderr, Warnf: logTo(stderr),
-				Color: colorOn(cfg.Settings.Color, os.Stdout),
+				Color: colorOn(cfg.Settings.Color, os.Stdout), LogBytes: cfg.Settings.LogBytes,
 			}
+			up.Serve = plan.serve(up.Warnf)
 			if verbose > 0 || strings.EqualFold(os.Getenv("GAFFER_LOG"), "debug") {
 				up.Debugf = logTo(stderr)
 			}

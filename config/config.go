@@ -4,6 +4,7 @@
 package config
 
 import (
+	"os"
 	"syscall"
 	"time"
 )
@@ -21,6 +22,15 @@ type Settings struct {
 	Output     string        // prefix | json | raw (default prefix)
 	Timestamps bool
 	Color      string // auto | always | never (default auto)
+
+	// Socket is the API socket's path; SocketSet tells an explicit "" (no socket) from no key.
+	Socket          string
+	SocketSet       bool
+	SocketMode      os.FileMode // default 0600
+	SocketGroup     string      // group name or gid given; "" keeps gaffer's
+	SocketGID       int         // SocketGroup resolved, -1 when not given
+	SocketAllowUIDs []int       // peers allowed besides root and gaffer's own uid
+	LogBytes        int         // recent output kept per process for the API (default 256 KiB)
 }
 
 // Probe is how readiness is checked: Kind is tcp, http, https, file, exec or none.
@@ -109,7 +119,7 @@ const (
 
 // DefaultSettings are the settings of a file without a [settings] table.
 func DefaultSettings() Settings {
-	return Settings{Grace: DefaultGrace, Output: OutputPrefix, Color: ColorAuto}
+	return Settings{Grace: DefaultGrace, Output: OutputPrefix, Color: ColorAuto, SocketMode: 0o600, SocketGID: -1, LogBytes: 256 << 10}
 }
 
 // NewProcess is a process named name running argv, with every default filled in as Load does

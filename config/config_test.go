@@ -55,8 +55,10 @@ func TestConfigFullExample(t *testing.T) {
 	if err != nil {
 		t.Fatalf("the issue's example must load: %v", err)
 	}
-	if want := (Settings{Grace: 10 * time.Second, Output: "prefix", Color: "auto"}); cfg.Settings != want {
-		t.Errorf("settings = %+v, want %+v", cfg.Settings, want)
+	wantSettings := DefaultSettings()
+	wantSettings.Grace, wantSettings.Output, wantSettings.Color = 10*time.Second, "prefix", "auto"
+	if !reflect.DeepEqual(cfg.Settings, wantSettings) {
+		t.Errorf("settings = %+v, want %+v", cfg.Settings, wantSettings)
 	}
 	if len(cfg.Processes) != 2 || cfg.Processes[0].Name != "web" || cfg.Processes[1].Name != "db" {
 		t.Fatalf("processes in file order: got %+v", cfg.Processes)
@@ -375,7 +377,7 @@ func TestConfigProcfile(t *testing.T) {
 	if want := []Process{web, worker}; !reflect.DeepEqual(cfg.Processes, want) {
 		t.Errorf("got\n%+v\nwant\n%+v", cfg.Processes, want)
 	}
-	if cfg.Settings != DefaultSettings() || cfg.File != "testdata/procfile/Procfile" {
+	if !reflect.DeepEqual(cfg.Settings, DefaultSettings()) || cfg.File != "testdata/procfile/Procfile" {
 		t.Errorf("settings %+v file %q", cfg.Settings, cfg.File)
 	}
 	// Each process has its own map: changing one must not change the other.

@@ -3,6 +3,7 @@ package config
 import (
 	"fmt"
 	"math"
+	"os"
 	"slices"
 	"sort"
 	"strconv"
@@ -232,7 +233,9 @@ func sortedKeys(t map[string]any) []string {
 	return keys
 }
 
-func settingsKeys() []string { return []string{"grace", "output", "timestamps", "color"} }
+func settingsKeys() []string {
+	return []string{"grace", "output", "timestamps", "color", "socket", "socket_mode", "socket_group", "socket_allow_uids", "log_bytes"}
+}
 
 func processKeys() []string {
 	return []string{
@@ -324,6 +327,57 @@ func (d *decoder) settings(k keyPath, t map[string]any) Settings {
 		case "color":
 			if c, ok := d.oneOf(kk, v, ColorAuto, ColorAlways, ColorNever); ok {
 				s.Color = c
+			}
+		case "socket":
+			if p, ok := d.str(kk, v); ok {
+				s.Socket, s.SocketSet = p, true
+			}
+		case "socket_mode":
+			// A string reads as octal ("0660"); TOML's own 0o660 arrives as an integer.
+			mode := int64(-1)
+			switch m := v.(type) {
+			case string:
+				if n, err := strconv.ParseUint(m, 8, 32); err == nil {
+					mode = int64(n)
+				}
+			case int64:
+				mode = m
+			}
+			if mode < 0 || mode > 0o777 {
+				d.errorf(kk, "want a file mode like \"0660\" or 0o660, got %s", describe(v))
+			} else {
+				s.SocketMode = os.FileMode(mode)
+			}
+		case "socket_group":
+			if g, ok := d.str(kk, v); ok {
+				if id, err := d.users.Lookup(":" + g); err != nil {
+					d.errorf(kk, "%v", err)
+				} else {
+					s.SocketGroup, s.SocketGID = g, int(id.GID)
+				}
+			}
+		case "socket_allow_uids":
+			a, ok := v.([]any)
+			if !ok {
+				d.wrongType(kk, "an array of uids", v)
+				break
+			}
+			for i, e := range a {
+				if n, ok := d.integer(kk.index(i), e); ok {
+					if n < 0 {
+						d.errorf(kk.index(i), "uid %d is negative", n)
+						continue
+					}
+					s.SocketAllowUIDs = append(s.SocketAllowUIDs, n)
+				}
+			}
+		case "log_bytes":
+			if n, ok := d.integer(kk, v); ok {
+				if n < 1024 {
+					d.errorf(kk, "log_bytes %d: want at least 1024", n)
+				} else {
+					s.LogBytes = n
+				}
 			}
 		default:
 			d.unknown(kk, v, settingsKeys())

@@ -63,10 +63,12 @@ func (c *Config) ToDict() map[string]any {
 	return map[string]any{
 		"file": c.File,
 		"settings": map[string]any{
-			"grace":      formatDuration(c.Settings.Grace),
-			"output":     c.Settings.Output,
-			"timestamps": c.Settings.Timestamps,
-			"color":      c.Settings.Color,
+			"grace":       formatDuration(c.Settings.Grace),
+			"output":      c.Settings.Output,
+			"timestamps":  c.Settings.Timestamps,
+			"color":       c.Settings.Color,
+			"socket_mode": fmt.Sprintf("%04o", c.Settings.SocketMode),
+			"log_bytes":   c.Settings.LogBytes,
 		},
 		"processes": procs,
 	}

@@ -12,6 +12,7 @@ import (
 	"syscall"
 	"time"
 
+	"gaffer/api"
 	"gaffer/reaper"
 	"gaffer/signals"
 	"gaffer/spawn"
@@ -44,6 +45,9 @@ type Config struct {
 	StopTimeout time.Duration
 	Debugf      Logf
 	Warnf       Logf
+	// Serve, when set, starts the API socket once the child runs, with the child as process
+	// "main"; the function it returns stops it.
+	Serve func(api.Backend) func()
 }
 
 // finalWait bounds the wait for processes that were sent SIGKILL to be reaped; one stuck in the
@@ -84,6 +88,12 @@ func Run(ctx context.Context, cfg Config) (int, error) {
 	}
 
 	l := &loop{cfg: cfg, r: r, isInit: isInit, child: child, debugf: debugf, warnf: warnf, code: -1}
+	if cfg.Serve != nil {
+		a := &runAPI{l: l, calls: make(chan func()), exited: make(chan struct{}), startedAt: time.Now(), pid: child.Pid, argv: cfg.Child.Argv}
+		l.calls, l.bus = a.calls, &a.bus
+		defer cfg.Serve(a)()
+		defer close(a.exited)
+	}
 	if cfg.NotifyLate != nil {
 		done := make(chan struct{})
 		go func() {
@@ -110,6 +120,8 @@ type loop struct {
 	ctxDone       <-chan struct{}
 	// skip, when set, lists pids whose trees the sweep leaves alone (detached processes).
 	skip       func() []int
+	calls      <-chan func()   // API work to run on the loop, when there is an API
+	bus        *eventBus       // API event followers, when there is an API
 	allSignals <-chan struct{} // closed when the late signals are notified too
 }
 
@@ -117,6 +129,8 @@ func (l *loop) run(ctx context.Context) int {
 	l.ctxDone = ctx.Done()
 	for {
 		select {
+		case f := <-l.calls:
+			f()
 		case <-l.allSignals:
 			l.allSignals = nil
 			l.debugf("forwarding all signals")
@@ -190,6 +204,10 @@ func (l *loop) onSignal(sig syscall.Signal) bool {
 func (l *loop) onChildExit(e reaper.Exit) {
 	l.code = e.Code()
 	l.debugf("child pid %d exited with code %d", e.Pid, l.code)
+	if l.bus != nil {
+		code := l.code
+		l.bus.emit(api.Event{Time: time.Now(), Kind: "exit", Name: mainName, Pid: e.Pid, Code: &code})
+	}
 	if l.stopTimer != nil {
 		l.stopTimer.Stop()
 		l.stopTimer = nil
@@ -206,6 +224,9 @@ func (l *loop) reap() bool {
 	}
 	if len(orphans) > 0 {
 		l.debugf("reaped %d orphans", len(orphans))
+		if l.bus != nil {
+			l.bus.emit(api.Event{Time: time.Now(), Kind: "reap", Detail: fmt.Sprintf("%d orphans", len(orphans))})
+		}
 	}
 	// The child's exit may have been collected just now; take it before judging.
 	select {

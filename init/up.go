@@ -13,6 +13,7 @@ import (
 	"syscall"
 	"time"
 
+	"gaffer/api"
 	"gaffer/config"
 	"gaffer/reaper"
 	"gaffer/relay"
@@ -27,7 +28,12 @@ import (
 type UpConfig struct {
 	Config *config.Config
 	// Signals carries every signal gaffer receives (see Config.Signals); NotifyLate completes it.
-	Signals    <-chan os.Signal
+	Signals <-chan os.Signal
+	// Serve, when set, starts the API socket with the supervisor as its backend; the function it
+	// returns stops it.
+	Serve func(api.Backend) func()
+	// LogBytes is how much recent output of each process is kept for the API (default 256 KiB).
+	LogBytes   int
 	NotifyLate func()
 	Stdout     io.Writer // where the processes' stdout lines and gaffer's events go
 	Stderr     io.Writer // where their stderr lines go
@@ -72,6 +78,10 @@ type instance struct {
 	stdin    *os.File   // gaffer's end of its stdin pipe (redirect_input)
 	streams  []*os.File // gaffer's ends of custom streams
 	readers  []output   // streams being relayed, for bounding the drain
+	held     bool       // stopped over the API: no restart, no on_end, until started again
+	removing bool       // scaled away: removed once it exited
+	writeMu  sync.Mutex // one stdin or stream write at a time
+	logs     *logRing
 }
 
 // output is one stream of a process that gaffer relays: stdout ("out"), stderr ("err"), or a
@@ -116,13 +126,25 @@ type supervisor struct {
 	unclean  bool // a process did not stop cleanly on its stop signal
 	rest     *loop
 	relays   sync.WaitGroup // output being copied; waited for before gaffer exits
+
+	calls     chan func()   // API work, run on the loop
+	exited    chan struct{} // closed when Up returns
+	startedAt time.Time
+	bus       eventBus
+	// Serve, when set, starts the API for the supervisor once the processes are started and
+	// returns the function that stops it.
+	serve func(api.Backend) func()
 }
 
 // Up runs every configured process, supervises them by their policies, relays their output and,
 // when it is time, stops them in reverse dependency order. It returns gaffer's exit code.
 func Up(ctx context.Context, cfg UpConfig) (int, error) {
 	debugf, warnf := orSilent(cfg.Debugf), orSilent(cfg.Warnf)
-	s := &supervisor{cfg: cfg, r: reaper.New(), isInit: reaper.IsPID1(), events: make(chan event, 1024), debugf: debugf, warnf: warnf}
+	s := &supervisor{
+		cfg: cfg, r: reaper.New(), isInit: reaper.IsPID1(), events: make(chan event, 1024), debugf: debugf, warnf: warnf,
+		calls: make(chan func()), exited: make(chan struct{}), startedAt: time.Now(),
+	}
+	defer close(s.exited)
 	if !s.isInit {
 		if err := reaper.SetSubreaper(); err != nil {
 			warnf("not PID 1 and %v: orphans will not be reaped by gaffer", err)
@@ -152,6 +174,9 @@ func Up(ctx context.Context, cfg UpConfig) (int, error) {
 			close(allSignals)
 		}()
 	}
+	if cfg.Serve != nil {
+		defer cfg.Serve(s)()
+	}
 	s.checkDone()
 	ctxDone := ctx.Done()
 	for {
@@ -160,6 +185,8 @@ func Up(ctx context.Context, cfg UpConfig) (int, error) {
 			return s.finish(ctx), nil
 		}
 		select {
+		case f := <-s.calls:
+			f()
 		case <-allSignals:
 			allSignals = nil
 			debugf("forwarding all signals")
@@ -197,23 +224,35 @@ func (s *supervisor) build() {
 		levels[name] = l
 		return l
 	}
-	width := 0
 	for i := range procs {
 		p := &procs[i]
 		n := max(p.NumProcesses, 1)
 		for k := 1; k <= n; k++ {
-			name := p.Name
-			if n > 1 {
-				name = p.Name + "." + strconv.Itoa(k)
-			}
-			for _, label := range p.CustomStreams {
-				width = max(width, len(name)+1+len(label))
-			}
-			width = max(width, len(name))
-			s.insts = append(s.insts, &instance{
-				cfg: p, name: name, index: k, level: level(p.Name, 0), color: len(s.insts),
-				state: statePending, code: -1, delay: p.Backoff,
-			})
+			s.insts = append(s.insts, s.newInstance(p, k, level(p.Name, 0)))
+		}
+	}
+	s.setWidth()
+}
+
+func (s *supervisor) newInstance(p *config.Process, k, level int) *instance {
+	name := instanceName(p, k)
+	size := s.cfg.LogBytes
+	if size <= 0 {
+		size = 256 << 10
+	}
+	return &instance{
+		cfg: p, name: name, index: k, level: level, color: len(s.insts),
+		state: statePending, code: -1, delay: p.Backoff, logs: newLogRing(name, size),
+	}
+}
+
+// setWidth pads names to the longest instance (or instance:stream) name.
+func (s *supervisor) setWidth() {
+	width := 0
+	for _, in := range s.insts {
+		width = max(width, len(in.name))
+		for _, label := range in.cfg.CustomStreams {
+			width = max(width, len(in.name)+1+len(label))
 		}
 	}
 	s.out.SetNameWidth(width)
@@ -312,6 +351,7 @@ func (s *supervisor) start(in *instance) {
 	in.started = time.Now()
 	in.stopping, in.killed = false, false
 	s.out.Event("%s started (pid %d)", in.name, in.proc.Pid)
+	s.emit("spawn", in, -1, "")
 	for _, r := range in.readers {
 		s.relay(in, r)
 	}
@@ -342,7 +382,8 @@ func (s *supervisor) relay(in *instance, o output) {
 	case len(labels) > 0:
 		stream = labels[0]
 	}
-	src := relay.Source{Name: name, Pid: in.proc.Pid, Stream: stream, Color: in.color}
+	ring := in.logs
+	src := relay.Source{Name: name, Pid: in.proc.Pid, Stream: stream, Color: in.color, Tap: func(b []byte) { ring.add(stream, b) }}
 	s.relays.Add(1)
 	go func() {
 		defer s.relays.Done()
@@ -534,6 +575,7 @@ func (s *supervisor) onEvent(ev event) {
 		if in.state == stateStarting {
 			in.state = stateReady
 			s.out.Event("%s ready", in.name)
+			s.emit("ready", in, -1, "")
 			s.startReady()
 		}
 	case evReadyTimeout:
@@ -604,13 +646,15 @@ func (s *supervisor) reap() {
 	}
 	if len(orphans) > 0 {
 		s.debugf("reaped %d orphans", len(orphans))
+		s.emit("reap", nil, -1, strconv.Itoa(len(orphans))+" orphans")
 	}
-	for _, in := range s.insts {
+	for _, in := range slices.Clone(s.insts) {
 		if in.proc == nil {
 			continue
 		}
 		select {
 		case e := <-in.proc.Exit:
+			s.emit("exit", in, e.Code(), "")
 			in.proc.Release()
 			in.proc = nil
 			s.onExit(in, e.Code())
@@ -634,6 +678,15 @@ func (s *supervisor) onExit(in *instance, code int) {
 	s.closeStreams(in)
 	s.out.Event("%s exited with code %d%s", in.name, code, describeCode(code))
 
+	if in.removing {
+		s.insts = slices.DeleteFunc(s.insts, func(x *instance) bool { return x == in })
+		s.setWidth()
+		s.out.Event("%s removed", in.name)
+		if s.stopping {
+			s.advance()
+		}
+		return
+	}
 	if s.stopping {
 		in.state = stateExited
 		if in.killed || !(code == 128+int(in.cfg.StopSignal) || slices.Contains(in.cfg.SuccessCodes, code)) {
@@ -645,7 +698,7 @@ func (s *supervisor) onExit(in *instance, code int) {
 		s.advance()
 		return
 	}
-	if in.cfg.Detach {
+	if in.cfg.Detach || in.held {
 		in.state = stateExited
 		s.checkDone()
 		return
@@ -664,6 +717,7 @@ func (s *supervisor) onExit(in *instance, code int) {
 			in.recent = slices.DeleteFunc(in.recent, func(t time.Time) bool { return now.Sub(t) > in.cfg.RestartWindow })
 			if len(in.recent) >= in.cfg.MaxRestarts {
 				s.out.Event("%s gave up: %d restarts within %v", in.name, len(in.recent), in.cfg.RestartWindow)
+				s.emit("gave-up", in, code, "")
 				s.endForGood(in, code, false, true)
 				return
 			}
@@ -677,6 +731,7 @@ func (s *supervisor) onExit(in *instance, code int) {
 		in.restarts++
 		in.state = stateBackoff
 		s.out.Event("%s restarting in %v", in.name, d)
+		s.emit("restart", in, code, d.String())
 		gen := in.gen
 		time.AfterFunc(d, func() { s.events <- event{kind: evRestart, inst: in, gen: gen} })
 		return
@@ -709,6 +764,9 @@ func (s *supervisor) checkDone() {
 		return
 	}
 	for _, in := range s.insts {
+		if in.held {
+			return // stopped over the API: it may be started again
+		}
 		switch in.state {
 		case stateStarting, stateRunning, stateReady, stateStopping, stateBackoff:
 			if !in.cfg.Detach {
@@ -734,6 +792,7 @@ func (s *supervisor) shutdown(code int, why string) {
 	if why != "" {
 		s.out.Event("stopping: %s", why)
 	}
+	s.emit("shutdown", nil, -1, why)
 	s.level = 0
 	for _, in := range s.insts {
 		s.level = max(s.level, in.level)
@@ -771,6 +830,7 @@ func (s *supervisor) advance() {
 		warnf:  s.warnf,
 		code:   s.code,
 		skip:   s.detached,
+		calls:  s.calls,
 	}
 }
 

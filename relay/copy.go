@@ -2,6 +2,7 @@ package relay
 
 import (
 	"bytes"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -15,8 +16,10 @@ import (
 )
 
 const (
-	// readSize is the least room a read gets: a default pipe holds 64 KiB.
+	// readSize is the least room a read of a busy stream gets: a default pipe holds 64 KiB.
 	readSize = 64 << 10
+	// smallBuf is the read buffer of a stream until it gets busy: most write little.
+	smallBuf = 4 << 10
 	// bufSize holds a pending partial line (at most MaxLine+UTFMax-1 bytes) and a full read.
 	bufSize = MaxLine + utf8.UTFMax + readSize
 	// flushAt bounds the formatted output of one read: beyond it, Copy writes what it has (whole
@@ -34,30 +37,41 @@ const (
 // os.ErrDeadlineExceeded: nothing written before the deadline is lost, even when back-pressure
 // kept Copy from reading until then.
 //
-// Memory is fixed: a read buffer of about 128 KiB and an output buffer of about 128 KiB (more
-// only for a single long line in JSON, where escaping can grow it up to six times).
+// Memory is bounded: a stream that writes little uses 4 KiB buffers; a busy one a read buffer of
+// 128 KiB and an output buffer of about 128 KiB (more only for a single long line in JSON, where
+// escaping can grow it up to six times).
 func (w *Writer) Copy(r io.Reader, src Source) error {
-	s := newStream(w, src, 16<<10)
-	buf := make([]byte, bufSize)
+	s := newStream(w, src, 0)
+	buf := make([]byte, smallBuf)
 	start, end := 0, 0 // buf[start:end] is a partial line waiting for its end
+	full := false      // the last read filled the buffer
 	var late error     // the deadline error, once the deadline passed
 	left := 0          // after the deadline: bytes the pipe held then, still to read
 	for {
 		if start == end {
 			start, end = 0, 0
-		} else if len(buf)-end < readSize {
+		} else if len(buf)-end < min(readSize, len(buf)/2) {
 			end = copy(buf, buf[start:end])
 			start = 0
+		}
+		// Busy, or a long line pending: from now on, the full-size buffer.
+		if len(buf) < bufSize && (full || end > len(buf)/2) {
+			buf = append(make([]byte, 0, bufSize), buf[:end]...)[:bufSize]
 		}
 		p := buf[end:]
 		if late != nil {
 			p = p[:min(len(p), left)]
 		}
 		n, err := r.Read(p)
+		full = n == len(p)
 		if n > 0 {
 			end += n
 			s.begin()
-			start += s.lines(buf[start:end])
+			n := s.lines(buf[start:end])
+			if src.Tap != nil && n > 0 {
+				src.Tap(buf[start : start+n])
+			}
+			start += n
 			s.flush()
 		}
 		if late != nil {
@@ -75,6 +89,9 @@ func (w *Writer) Copy(r io.Reader, src Source) error {
 				s.begin()
 				s.line(buf[start:end])
 				s.flush()
+				if src.Tap != nil {
+					src.Tap(buf[start:end])
+				}
 			}
 			if err == io.EOF {
 				return nil
@@ -121,6 +138,7 @@ type stream struct {
 	head  []byte // goes before each line: the prefix, or the JSON object up to "line":"
 	tail  []byte // goes after each line: "\n", or "}\n in JSON
 	out   []byte // formatted whole lines not yet written
+	hold  bool   // keep every line in out: an event, queued by the caller
 }
 
 func newStream(w *Writer, src Source, size int) *stream {
@@ -187,22 +205,40 @@ func (s *stream) begin() {
 // too long; it returns how many bytes of data it consumed.
 func (s *stream) lines(data []byte) int {
 	done := 0
-	for {
-		i := bytes.IndexByte(data[done:], '\n')
-		if i < 0 {
-			break
-		}
-		if s.json || i > MaxLine {
-			s.line(data[done : done+i])
-		} else {
-			// The hot path: the line and its newline in one append.
-			s.out = append(s.out, s.head...)
-			s.out = append(s.out, data[done:done+i+1]...)
-			if len(s.out) >= flushAt {
-				s.flush()
+	if s.json {
+		for {
+			i := bytes.IndexByte(data[done:], '\n')
+			if i < 0 {
+				break
 			}
+			s.line(data[done : done+i])
+			done += i + 1
 		}
-		done += i + 1
+	} else {
+		// The hot path: each line and its newline in one append, in locals rather than the
+		// fields of s (heap stores with write barriers).
+		out, head := s.out, s.head
+		for {
+			i := bytes.IndexByte(data[done:], '\n')
+			if i < 0 {
+				break
+			}
+			if i > MaxLine {
+				s.out = out
+				s.line(data[done : done+i])
+				out = s.out
+			} else {
+				out = append(out, head...)
+				out = append(out, data[done:done+i+1]...)
+				if len(out) >= flushAt {
+					s.out = out
+					s.flush()
+					out = s.out
+				}
+			}
+			done += i + 1
+		}
+		s.out = out
 	}
 	// Emit a chunk of a long partial line only once its cut can be placed on a character
 	// boundary, hence UTFMax bytes beyond MaxLine.
@@ -233,7 +269,7 @@ func (s *stream) emit(b []byte) {
 		s.out = append(s.out, b...)
 	}
 	s.out = append(s.out, s.tail...)
-	if len(s.out) >= flushAt {
+	if len(s.out) >= flushAt && !s.hold {
 		s.flush()
 	}
 }
@@ -280,6 +316,20 @@ func appendJSON(b, p []byte) []byte {
 	const hex = "0123456789abcdef"
 	start := 0 // p[start:i] is pending, needing no escape
 	for i := 0; i < len(p); {
+		// Skip 8 plain ASCII bytes at a time: none below 0x20, none from 0x80, no quote or
+		// backslash. Escaping is the cost of JSON output; most log text is plain.
+		for i+8 <= len(p) {
+			const ones, highs = 0x0101010101010101, 0x8080808080808080
+			x := binary.LittleEndian.Uint64(p[i:])
+			q, bs := x^(ones*'"'), x^(ones*'\\')
+			if ((x-ones*0x20)|(q-ones)&^q|(bs-ones)&^bs|x)&highs != 0 {
+				break
+			}
+			i += 8
+		}
+		if i >= len(p) {
+			break
+		}
 		c := p[i]
 		if c >= 0x20 && c != '"' && c != '\\' && c < utf8.RuneSelf {
 			i++

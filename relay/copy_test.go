@@ -138,7 +138,8 @@ func TestAtomicity(t *testing.T) {
 	w := NewWriter(dw, Options{NameWidth: 3})
 
 	type result struct {
-		counts      [producers]int
+		counts      [producers]int // lines of each producer
+		next        [producers]int // the number expected next
 		bad, badSeq int
 		first       string
 	}
@@ -163,9 +164,10 @@ func TestAtomicity(t *testing.T) {
 				continue
 			}
 			seq, err2 := strconv.Atoi(string(f[1]))
-			if err2 != nil || seq != r.counts[id] || (len(f) == 3 && len(f[2]) != seq%37) {
+			if err2 != nil || seq != r.next[id] || len(f) != 2+btoi(seq%37 > 0) || (len(f) == 3 && len(f[2]) != seq%37) {
 				r.badSeq++
 			}
+			r.next[id] = seq + 1 // count each gap once
 			r.counts[id]++
 		}
 		res <- r
@@ -285,6 +287,56 @@ func TestBackPressure(t *testing.T) {
 	}
 	if got, want := g.buf.Len(), len("first\n")+written; got != want {
 		t.Errorf("%d bytes out, want %d", got, want)
+	}
+}
+
+// TestSlowReader: gaffer's stdout is a pipe nobody reads. Both pipes fill up, and the child's
+// write of 8 MiB cannot complete: all Copy holds is its bounded buffers. Once the reader reads,
+// every byte arrives.
+func TestSlowReader(t *testing.T) {
+	dr, dw, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer dr.Close()
+	w := NewWriter(dw, Options{Format: Raw})
+	r, pw, done := pipeCopy(t, w, Source{Name: "web"})
+	const total = 8 << 20
+	wrote := make(chan error, 1)
+	go func() {
+		_, err := pw.Write(bytes.Repeat([]byte(strings.Repeat("z", 127)+"\n"), total/128))
+		pw.Close()
+		wrote <- err
+	}()
+	full := func(f *os.File) bool {
+		var n, size int
+		rc, _ := f.SyscallConn()
+		rc.Control(func(fd uintptr) {
+			n, _ = unix.IoctlGetInt(int(fd), unix.TIOCINQ)
+			size, _ = unix.FcntlInt(fd, unix.F_GETPIPE_SZ, 0)
+		})
+		return n == size
+	}
+	waitFor(t, 5*time.Second, "both pipes full", func() bool { return full(dr) && full(r) })
+	select {
+	case <-wrote:
+		t.Fatal("the child's 8 MiB write completed while nobody read gaffer's stdout")
+	default:
+	}
+	got := make(chan int64, 1)
+	go func() {
+		n, _ := io.Copy(io.Discard, dr)
+		got <- n
+	}()
+	if err := within(t, wrote, 5*time.Second, "the child's write"); err != nil {
+		t.Error(err)
+	}
+	if err := within(t, done, 5*time.Second, "Copy"); err != nil {
+		t.Error(err)
+	}
+	dw.Close()
+	if n := within(t, got, 5*time.Second, "the reader"); n != total {
+		t.Errorf("%d bytes out, want %d", n, total)
 	}
 }
 

@@ -3,12 +3,15 @@ package relay
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"io"
+	"math/rand/v2"
 	"os"
 	"strings"
 	"testing"
 	"testing/iotest"
 	"time"
+	"unicode/utf8"
 )
 
 // clock is the fake time of the tests: 2026-11-23T21:50:01.123Z (the nanoseconds are truncated).
@@ -156,6 +159,9 @@ func TestEvent(t *testing.T) {
 	w := NewWriter(&out, Options{Now: clock, NameWidth: 5})
 	w.Event("web exited with code %d", 3)
 	w.Event("two\nlines\n")
+	if !w.Flush(5 * time.Second) {
+		t.Fatal("Flush timed out")
+	}
 	want := "gaffer | web exited with code 3\ngaffer | two\ngaffer | lines\n"
 	if out.String() != want {
 		t.Errorf("got %q, want %q", out.String(), want)
@@ -164,6 +170,7 @@ func TestEvent(t *testing.T) {
 	out.Reset()
 	w = NewWriter(&out, Options{Format: JSON, Now: clock})
 	w.Event("restarting web in %s", time.Second)
+	w.Flush(5 * time.Second)
 	var v map[string]any
 	if err := json.Unmarshal(out.Bytes(), &v); err != nil {
 		t.Fatal(err)
@@ -171,6 +178,55 @@ func TestEvent(t *testing.T) {
 	if v["name"] != "gaffer" || v["stream"] != "event" || v["pid"] != float64(os.Getpid()) ||
 		v["line"] != "restarting web in 1s" || v["time"] != stamp {
 		t.Errorf("event: %v", v)
+	}
+}
+
+// TestEventOrder: with a destination that moves, an event is written before Event returns, so it
+// comes before what is written after it, and nothing is lost when gaffer exits right after.
+func TestEventOrder(t *testing.T) {
+	var out syncBuffer
+	w := NewWriter(&out, Options{})
+	w.Event("web started")
+	if err := w.Copy(strings.NewReader("hello\n"), Source{Name: "web"}); err != nil {
+		t.Fatal(err)
+	}
+	w.Event("web exited")
+	if got, want := out.String(), "gaffer | web started\nweb    | hello\ngaffer | web exited\n"; got != want {
+		t.Errorf("got %q, want %q", got, want)
+	}
+}
+
+// TestEventNeverBlocks: with the destination stuck, Event returns at once; the queue is bounded,
+// the overflow counted, and everything queued is written, in order, once the destination moves.
+func TestEventNeverBlocks(t *testing.T) {
+	g := &gate{entered: make(chan struct{}, 100), open: make(chan struct{})}
+	w := NewWriter(g, Options{Format: Raw})
+	const n = 10_000 // 10 bytes each: beyond the 64 KiB queue
+	done := make(chan struct{})
+	go func() {
+		for i := range n {
+			w.Event("event %04d", i)
+		}
+		close(done)
+	}()
+	within(t, done, 5*time.Second, "Event with the destination stuck")
+	if w.Flush(time.Millisecond) {
+		t.Fatal("Flush reported success with the destination stuck")
+	}
+	close(g.open)
+	if !w.Flush(5 * time.Second) {
+		t.Fatal("Flush timed out")
+	}
+	lines := strings.Split(strings.TrimSuffix(g.buf.String(), "\n"), "\n")
+	last := lines[len(lines)-1]
+	lines = lines[:len(lines)-1]
+	for i, l := range lines {
+		if l != fmt.Sprintf("event %04d", i) {
+			t.Fatalf("line %d: %q", i, l)
+		}
+	}
+	if want := fmt.Sprintf("%d events dropped: the output was blocked", n-len(lines)); last != want || len(lines) < 5000 {
+		t.Errorf("%d events written, then %q", len(lines), last)
 	}
 }
 
@@ -205,4 +261,40 @@ func TestCutPoint(t *testing.T) {
 			t.Errorf("invalid %d before: cut at %d", off, c)
 		}
 	}
+}
+
+// TestAppendJSON: random bytes, specials at every offset of the 8-byte words the fast path
+// skips, decode back to themselves with each invalid byte as U+FFFD.
+func TestAppendJSON(t *testing.T) {
+	rng := rand.New(rand.NewPCG(3, 4))
+	pieces := []string{"a", "b", " ", "~", "\"", "\\", "\x00", "\x1f", "\n", "\x7f", "\x80", "\xff", "é", "日", "🙂", "\xe6\x97", "/"}
+	for range 20000 {
+		var p []byte
+		for n := rng.IntN(40); n > 0; n-- {
+			if rng.IntN(4) == 0 {
+				p = append(p, pieces[rng.IntN(len(pieces))]...)
+			} else {
+				p = append(p, "plain text"[rng.IntN(10)])
+			}
+		}
+		enc := append(append([]byte{'"'}, appendJSON(nil, p)...), '"')
+		var got string
+		if err := json.Unmarshal(enc, &got); err != nil {
+			t.Fatalf("%q -> %s: %v", p, enc, err)
+		}
+		if want := replaceEach(p); got != want {
+			t.Fatalf("%q -> %s -> %q, want %q", p, enc, got, want)
+		}
+	}
+}
+
+// replaceEach replaces every byte of invalid UTF-8 in p with U+FFFD.
+func replaceEach(p []byte) string {
+	var b strings.Builder
+	for len(p) > 0 {
+		r, size := utf8.DecodeRune(p)
+		b.WriteRune(r)
+		p = p[size:]
+	}
+	return b.String()
 }

@@ -1,17 +1,23 @@
 // Package relay copies the output of child processes to gaffer's stdout and stderr, one complete
 // line at a time, each line formatted for the process that wrote it (DESIGN.md rule 7).
 //
-// A Writer is one shared destination (gaffer's stdout, or its stderr); Copy runs in its own
-// goroutine per stream of every process:
+// A Writer is one shared destination (gaffer's stdout, or its stderr). Copy runs in a goroutine
+// of its own for each captured stream of each process; Event writes gaffer's own lines:
 //
-//	out := relay.NewWriter(os.Stdout, relay.Options{Format: relay.Prefix, NameWidth: 5})
-//	r, w, _ := os.Pipe()                  // w becomes the child's stdout
+//	stdout := relay.NewWriter(os.Stdout, relay.Options{Format: relay.Prefix, Color: true, NameWidth: 5})
+//	r, w, _ := os.Pipe() // w becomes the child's stdout; close it in gaffer once the child started
 //	go func() {
-//		err := out.Copy(r, relay.Source{Name: "web", Pid: pid, Stream: "out"})
+//		err := stdout.Copy(r, relay.Source{Name: "web", Pid: pid, Stream: "out", Color: 0})
 //		r.Close()
-//		done <- err
+//		drained <- err // nil at EOF
 //	}()
-//	out.Event("web started (pid %d)", pid)
+//	stdout.Event("web started (pid %d)", pid)
+//	// ... the reaper reports the exit:
+//	r.SetReadDeadline(time.Now().Add(2 * time.Second)) // bound the drain
+//	<-drained
+//	stdout.Event("web exited with code %d", code)
+//	// ... before gaffer exits:
+//	stdout.Flush(time.Second)
 //
 // Guarantees:
 //
@@ -25,23 +31,20 @@
 //   - A final line without a newline is emitted, with a newline, when the stream ends.
 //   - Invalid UTF-8 passes through as bytes in Prefix and Raw; in JSON each invalid byte becomes
 //     U+FFFD, so that every object is valid JSON (as encoding/json does).
-//   - Back-pressure: buffers are fixed. When the destination blocks, Copy blocks in its write,
-//     stops reading, the pipe fills and the child blocks in its own write.
+//   - Back-pressure: buffers are bounded. When the destination blocks, Copy blocks in its write,
+//     stops reading, the pipe fills and the child blocks in its own write. Event never blocks.
 //   - A write error on the destination (gaffer's stdout was closed) never stops Copy: it keeps
 //     draining the pipe, so that no child blocks forever, and discards; Err reports the error.
 //
 // Bounding the drain: EOF on a child's pipe is not the child's exit, since a grandchild can hold
-// the write end. After the reaper reported the exit, give the pipe a read deadline:
-//
-//	r.SetReadDeadline(time.Now().Add(2 * time.Second))
-//
-// Copy then reads until EOF or the deadline; at the deadline it still takes what the pipe holds
-// at that moment (so nothing the child wrote is lost, even when a slow destination kept Copy
-// from reading), emits a pending partial line, and returns an error matching
-// os.ErrDeadlineExceeded. Files from os.Pipe support deadlines (they are non-blocking and
-// registered with the runtime poller); a file that does not returns os.ErrNoDeadline from
-// SetReadDeadline. Any other read error (a pty master reports EIO once its slave side is
-// closed) also ends Copy after the pending line was emitted; close r only after Copy returned.
+// the write end. After the reaper reported the exit, give the pipe a read deadline. Copy then
+// reads until EOF or the deadline; at the deadline it still takes what the pipe holds at that
+// moment (so nothing the child wrote is lost, even when a slow destination kept Copy from
+// reading), emits a pending partial line, and returns an error matching os.ErrDeadlineExceeded.
+// Files from os.Pipe support deadlines (they are non-blocking and registered with the runtime
+// poller); a file that does not returns os.ErrNoDeadline from SetReadDeadline. Any other read
+// error (a pty master reports EIO once its slave side is closed) also ends Copy after the pending
+// line was emitted. Close r only after Copy returned.
 package relay
 
 import (
@@ -125,6 +128,11 @@ type Source struct {
 	Pid    int    // written in JSON
 	Stream string // "out", "err" or a custom stream's label; written in JSON
 	Color  int    // index into the palette, cycling; EventColor (negative) for bold
+	// Tap, when set, is given the raw complete lines of every read (newlines included; a long
+	// line may come in pieces, a final partial line without its newline), after they were
+	// written. It must not keep the slice. gaffer keeps recent output for its API this way, at
+	// the cost of one call per read rather than per line.
+	Tap func(lines []byte)
 }
 
 // Writer is a destination shared by the streams of all processes. Its methods are safe for
@@ -139,7 +147,23 @@ type Writer struct {
 	mu  sync.Mutex
 	w   io.Writer // guarded by mu
 	err error     // guarded by mu; the first write error, after which output is discarded
+
+	evMu     sync.Mutex
+	events   []byte        // guarded by evMu; formatted event lines not yet written
+	queued   chan struct{} // guarded by evMu; closed once the lines now in events were written
+	dropped  int           // guarded by evMu; events not queued since the queue was full
+	writing  bool          // guarded by evMu; a write of events is under way, maybe blocked
+	flushing chan struct{} // guarded by evMu; set while a goroutine writes events, closed after
 }
+
+const (
+	// maxEvents bounds the event lines waiting for a blocked destination.
+	maxEvents = 64 << 10
+	// eventWait is how long Event waits for its line to be written, so that it appears before
+	// what follows and is not lost when gaffer exits, without stalling the caller on a stuck
+	// destination.
+	eventWait = 50 * time.Millisecond
+)
 
 // NewWriter returns a Writer that writes formatted lines to w.
 func NewWriter(w io.Writer, opts Options) *Writer {
@@ -174,26 +198,116 @@ func (w *Writer) Err() error {
 }
 
 // Event writes one of gaffer's own lines (started, ready, exited, restarting, gave up), formatted
-// as a line of the process EventName with stream "event".
+// as a line of the process EventName, stream "event", timed now. A newline in the message starts
+// another line.
+//
+// Event never blocks for long, so that the loop that reaps can call it while gaffer's stdout is
+// stuck: a goroutine writes events, in order, and Event waits at most 50 ms for its line to be
+// written, not at all while an earlier write of events is still under way. Up to 64 KiB of events
+// wait; beyond that they are dropped and counted, and the count is written as an event once the
+// destination takes lines again. Flush waits for the queue.
 func (w *Writer) Event(format string, args ...any) {
-	src := Source{Name: EventName, Pid: os.Getpid(), Stream: "event", Color: EventColor}
-	w.WriteLines(src, fmt.Sprintf(format, args...))
-}
+	s := w.eventStream()
+	s.text(fmt.Sprintf(format, args...))
 
-// WriteLines writes text as lines of src, with a newline after the last one if it has none.
-// Long lines are split as in Copy.
-func (w *Writer) WriteLines(src Source, text string) {
-	if text == "" {
+	w.evMu.Lock()
+	if len(w.events)+len(s.out) > maxEvents {
+		w.dropped++
+		w.evMu.Unlock()
 		return
 	}
-	s := newStream(w, src, len(text)+64)
+	w.events = append(w.events, s.out...)
+	if w.queued == nil {
+		w.queued = make(chan struct{})
+	}
+	queued, stuck := w.queued, w.writing
+	if w.flushing == nil {
+		w.flushing = make(chan struct{})
+		go w.writeEvents(w.flushing)
+	}
+	w.evMu.Unlock()
+	if !stuck {
+		t := time.NewTimer(eventWait)
+		defer t.Stop()
+		select {
+		case <-queued:
+		case <-t.C:
+		}
+	}
+}
+
+// Flush waits until the queued events were written, at most timeout; it reports whether they
+// were. Call it before exiting.
+func (w *Writer) Flush(timeout time.Duration) bool {
+	w.evMu.Lock()
+	done := w.flushing
+	w.evMu.Unlock()
+	if done == nil {
+		return true
+	}
+	t := time.NewTimer(timeout)
+	defer t.Stop()
+	select {
+	case <-done:
+		return true
+	case <-t.C:
+		return false
+	}
+}
+
+// writeEvents writes queued events until the queue is empty, then closes done.
+func (w *Writer) writeEvents(done chan struct{}) {
+	var buf []byte
+	for {
+		w.evMu.Lock()
+		if len(w.events) == 0 && w.dropped == 0 {
+			w.flushing = nil
+			w.evMu.Unlock()
+			close(done)
+			return
+		}
+		// Swap buffers: Event appends to the other one while this one is written.
+		buf, w.events = w.events, buf[:0]
+		queued := w.queued
+		w.queued = nil
+		if w.dropped > 0 {
+			s := w.eventStream()
+			s.text(fmt.Sprintf("%d events dropped: the output was blocked", w.dropped))
+			buf = append(buf, s.out...)
+			w.dropped = 0
+		}
+		w.writing = true
+		w.evMu.Unlock()
+
+		w.write(buf)
+
+		w.evMu.Lock()
+		w.writing = false
+		w.evMu.Unlock()
+		if queued != nil {
+			close(queued)
+		}
+	}
+}
+
+// eventStream formats event lines into its out buffer, never writing them itself.
+func (w *Writer) eventStream() *stream {
+	s := newStream(w, Source{Name: EventName, Pid: os.Getpid(), Stream: "event", Color: EventColor}, 256)
+	s.hold = true
 	s.begin()
-	for text != "" {
-		line, rest, _ := strings.Cut(text, "\n")
+	return s
+}
+
+// text formats text as lines, the last one with or without a newline.
+func (s *stream) text(text string) {
+	for {
+		line, rest, more := strings.Cut(text, "\n")
 		s.line([]byte(line))
+		if !more || rest == "" {
+			return
+		}
 		text = rest
 	}
-	s.flush()
 }
 
 // write writes p, whole lines, under the lock; after a failed write it discards.

@@ -1,0 +1,269 @@
+package api
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"net"
+	"net/url"
+	"runtime/debug"
+	"strconv"
+	"sync/atomic"
+	"time"
+)
+
+// Content types of responses.
+const (
+	typeJSON    = "application/json"
+	typeJSONSeq = "application/x-ndjson" // one JSON document per line
+)
+
+// exchange is one request and its response; one per connection, reset between requests.
+type exchange struct {
+	s   *Server
+	c   *conn
+	br  *bufio.Reader
+	buf *bytes.Buffer // the response body being encoded
+	enc *json.Encoder // writes to buf
+	hdr []byte        // the response head being built
+
+	req     *request
+	body    []byte
+	query   url.Values
+	name    string // the {name} of the route
+	label   string // the {label} of the route
+	allow   string // the methods of the route, for 405
+	pending bool   // the request's body has not been read
+	closing bool   // the connection ends after this response
+	wrote   bool   // a response (or its head) was written
+}
+
+func (x *exchange) reset() {
+	x.req, x.body, x.query = nil, nil, nil
+	x.name, x.label, x.allow = "", "", ""
+	x.pending, x.closing, x.wrote = false, false, false
+}
+
+// handle routes a parsed request, reads its body and runs its handler.
+func (s *Server) handle(x *exchange) {
+	defer func() {
+		if r := recover(); r != nil {
+			s.opts.Logf("api: panic in %s %s: %v\n%s", x.req.method, x.req.path, r, debug.Stack())
+			x.closing = true
+			if !x.wrote {
+				x.fail(errStatus(500, "internal error"))
+			}
+		}
+	}()
+	req := x.req
+	x.pending = req.hasBody()
+	h, err := x.route()
+	if err != nil {
+		if x.pending {
+			x.closing = true // the body stays unread
+		}
+		x.fail(err)
+		return
+	}
+	if x.pending {
+		if !req.chunked && req.contentLength > s.opts.MaxBody {
+			// Answer before a client that waits for 100 Continue sends the body.
+			x.closing = true
+			x.fail(errStatus(413, "request body too large (limit "+strconv.FormatInt(s.opts.MaxBody, 10)+" bytes)"))
+			return
+		}
+		if req.expectContinue && req.http11 {
+			if x.write([]byte("HTTP/1.1 100 Continue\r\n\r\n")) != nil {
+				return
+			}
+			x.wrote = false
+		}
+		x.c.setReadDeadline(time.Now().Add(bodyTimeout))
+		body, err := readBody(x.br, req, s.opts.MaxBody)
+		if err != nil {
+			x.closing = true
+			var se *statusError
+			switch {
+			case errors.As(err, &se):
+				x.fail(err)
+			case isTimeout(err) && s.ctx.Err() == nil:
+				x.fail(errStatus(408, "request body not received in time"))
+			default:
+				x.fail(errStatus(400, "incomplete request body"))
+			}
+			return
+		}
+		x.pending = false
+		x.body = body
+	}
+	h(s, x)
+}
+
+// errorStatus maps an error to its status code and message.
+func errorStatus(err error) (int, string) {
+	var se *statusError
+	switch {
+	case errors.As(err, &se):
+		return se.code, se.msg
+	case errors.Is(err, ErrNotFound):
+		return 404, err.Error()
+	case errors.Is(err, ErrConflict), errors.Is(err, ErrUnavailable):
+		return 409, err.Error()
+	case errors.Is(err, ErrBadRequest):
+		return 400, err.Error()
+	case errors.Is(err, context.DeadlineExceeded):
+		return 504, err.Error()
+	case errors.Is(err, context.Canceled):
+		return 503, err.Error()
+	}
+	return 500, err.Error()
+}
+
+// errorBody is every error response: {"error": "message"}.
+type errorBody struct {
+	Error string `json:"error"`
+}
+
+// fail answers with err's status and {"error": message}.
+func (x *exchange) fail(err error) {
+	code, msg := errorStatus(err)
+	if code == 500 {
+		x.s.opts.Logf("api: %v", err)
+	}
+	x.json(code, errorBody{msg})
+}
+
+// json answers with v as JSON.
+func (x *exchange) json(code int, v any) {
+	x.buf.Reset()
+	if err := x.enc.Encode(v); err != nil {
+		x.s.opts.Logf("api: cannot encode a response: %v", err)
+		x.buf.Reset()
+		x.enc.Encode(errorBody{"cannot encode the response"})
+		code = 500
+	}
+	x.respond(code, typeJSON, x.buf.Bytes())
+}
+
+// respond writes a whole response in one write.
+func (x *exchange) respond(code int, ctype string, body []byte) {
+	h := x.head(code, ctype)
+	h = append(h, "Content-Length: "...)
+	h = strconv.AppendInt(h, int64(len(body)), 10)
+	h = append(h, "\r\n\r\n"...)
+	x.hdr = h
+	x.write(h, body)
+}
+
+// head starts a response head: status line, Content-Type, Allow and Connection.
+func (x *exchange) head(code int, ctype string) []byte {
+	h := append(x.hdr[:0], "HTTP/1.1 "...)
+	h = strconv.AppendInt(h, int64(code), 10)
+	h = append(h, ' ')
+	h = append(h, statusText(code)...)
+	h = append(h, "\r\nContent-Type: "...)
+	h = append(h, ctype...)
+	h = append(h, "\r\n"...)
+	if code == 405 && x.allow != "" {
+		h = append(h, "Allow: "...)
+		h = append(h, x.allow...)
+		h = append(h, "\r\n"...)
+	}
+	if x.closing {
+		h = append(h, "Connection: close\r\n"...)
+	}
+	return h
+}
+
+// write writes bufs with one writev, within writeTimeout.
+func (x *exchange) write(bufs ...[]byte) error {
+	x.wrote = true
+	x.c.SetWriteDeadline(time.Now().Add(writeTimeout))
+	nb := net.Buffers(bufs)
+	if _, err := nb.WriteTo(x.c.Conn); err != nil {
+		x.closing = true
+		return err
+	}
+	return nil
+}
+
+// stream is a response of JSON lines that are written as they come: chunked for HTTP/1.1,
+// delimited by the connection's close for HTTP/1.0.
+type stream struct {
+	x       *exchange
+	chunked bool
+	cancel  context.CancelFunc
+	gone    atomic.Bool // the client closed its end
+	failed  bool        // a write failed
+	watched chan struct{}
+}
+
+// streamContext returns the context of a stream: it ends when the server closes, and once the
+// stream has begun when the client goes away.
+func (x *exchange) streamContext() (context.Context, context.CancelFunc) {
+	return context.WithCancel(x.s.ctx)
+}
+
+// begin writes the response head and starts watching the connection: whatever the client sends
+// now is discarded, and its EOF (or any read error) cancels the stream.
+func (x *exchange) begin(cancel context.CancelFunc) *stream {
+	x.closing = true
+	st := &stream{x: x, chunked: x.req.http11, cancel: cancel, watched: make(chan struct{})}
+	h := x.head(200, typeJSONSeq)
+	h = append(h, "Cache-Control: no-store\r\n"...)
+	if st.chunked {
+		h = append(h, "Transfer-Encoding: chunked\r\n"...)
+	}
+	h = append(h, "\r\n"...)
+	x.hdr = h
+	if x.write(h) != nil {
+		st.failed = true
+		cancel()
+	}
+	x.c.setReadDeadline(time.Time{})
+	go func() {
+		defer close(st.watched)
+		_, err := io.Copy(io.Discard, x.c.Conn)
+		if !isTimeout(err) { // a timeout is the server waking the watcher: the client is still there
+			st.gone.Store(true)
+		}
+		cancel()
+	}()
+	return st
+}
+
+// send writes v as one JSON line, flushed at once.
+func (st *stream) send(v any) error {
+	x := st.x
+	x.buf.Reset()
+	if err := x.enc.Encode(v); err != nil {
+		return err
+	}
+	var err error
+	if st.chunked {
+		h := strconv.AppendInt(x.hdr[:0], int64(x.buf.Len()), 16)
+		h = append(h, "\r\n"...)
+		x.hdr = h
+		err = x.write(h, x.buf.Bytes(), []byte("\r\n"))
+	} else {
+		err = x.write(x.buf.Bytes())
+	}
+	if err != nil {
+		st.failed = true
+		st.cancel()
+	}
+	return err
+}
+
+// end finishes the stream (the last chunk, when the client is still there) and stops watching.
+func (st *stream) end() {
+	if st.chunked && !st.failed && !st.gone.Load() {
+		st.x.write([]byte("0\r\n\r\n"))
+	}
+	st.cancel()
+	st.x.c.shutdown() // wakes the watcher; the connection ends with the stream
+	<-st.watched
+}

@@ -1,0 +1,407 @@
+package api
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"gaffer/stats"
+)
+
+// fakeBackend answers by process name: "web" and "web.2" exist, "busy" is in conflict, "leaving"
+// unavailable, "bad" a bad request, "broken" fails, "panic" panics, anything else is not found.
+type fakeBackend struct {
+	mu       sync.Mutex
+	calls    []string // guarded by mu
+	stdin    [][]byte // guarded by mu
+	streams  []string // guarded by mu: "name/label:data"
+	shutdown chan struct{}
+	healthy  bool
+	// streamCtx receives the ctx of every Events and Logs(follow) call.
+	streamCtx chan context.Context
+	events    chan Event   // what Events sends, when not nil
+	logs      chan LogLine // what Logs(follow) sends, when not nil
+	procs     []Process
+}
+
+func newFakeBackend(n int) *fakeBackend {
+	b := &fakeBackend{shutdown: make(chan struct{}, 1), healthy: true, streamCtx: make(chan context.Context, 16)}
+	code := 0
+	b.procs = []Process{
+		{Name: "web", Group: "web", Instance: 1, Pid: 101, State: "running", Ready: true, StartedAt: time.Unix(1700000000, 0), Streams: []string{"out", "err"}},
+		{Name: "web.2", Group: "web", Instance: 2, State: "exited", ExitCode: &code},
+	}
+	for i := 3; i <= n; i++ {
+		b.procs = append(b.procs, Process{Name: fmt.Sprintf("p%d", i), Group: "p", Instance: i, Pid: 100 + i, State: "running"})
+	}
+	return b
+}
+
+func (b *fakeBackend) record(format string, args ...any) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.calls = append(b.calls, fmt.Sprintf(format, args...))
+}
+
+func (b *fakeBackend) called() []string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return append([]string(nil), b.calls...)
+}
+
+// writes returns what WriteStdin and WriteStream received.
+func (b *fakeBackend) writes() (stdin [][]byte, streams []string) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return append([][]byte(nil), b.stdin...), append([]string(nil), b.streams...)
+}
+
+func (b *fakeBackend) check(name string) error {
+	switch name {
+	case "busy":
+		return fmt.Errorf("%q is already running: %w", name, ErrConflict)
+	case "leaving":
+		return fmt.Errorf("gaffer is exiting: %w", ErrUnavailable)
+	case "bad":
+		return fmt.Errorf("cannot do that: %w", ErrBadRequest)
+	case "broken":
+		return fmt.Errorf("something broke")
+	case "panic":
+		panic("fake backend panics")
+	}
+	for _, p := range b.procs {
+		if p.Name == name {
+			return nil
+		}
+	}
+	return fmt.Errorf("no process %q: %w", name, ErrNotFound)
+}
+
+func (b *fakeBackend) Info() Info {
+	return Info{Pid: 1, Mode: "up", Processes: map[string]int{"running": 1, "total": len(b.procs)}}
+}
+
+func (b *fakeBackend) Processes() []Process { return b.procs }
+
+func (b *fakeBackend) Process(name string) (Process, map[string]any, error) {
+	if err := b.check(name); err != nil {
+		return Process{}, nil, err
+	}
+	for _, p := range b.procs {
+		if p.Name == name {
+			return p, map[string]any{"cmd": "serve " + name}, nil
+		}
+	}
+	return Process{}, nil, ErrNotFound
+}
+
+func (b *fakeBackend) Signal(name string, sig syscall.Signal, group bool) error {
+	if err := b.check(name); err != nil {
+		return err
+	}
+	b.record("signal %s %d %v", name, sig, group)
+	return nil
+}
+
+func (b *fakeBackend) action(verb string, ctx context.Context, name string, wait bool) error {
+	if err := b.check(name); err != nil {
+		return err
+	}
+	if _, ok := ctx.Deadline(); !ok {
+		return fmt.Errorf("no deadline on the ctx of %s", verb)
+	}
+	b.record("%s %s %v", verb, name, wait)
+	return nil
+}
+
+func (b *fakeBackend) Start(ctx context.Context, name string, wait bool) error {
+	return b.action("start", ctx, name, wait)
+}
+
+func (b *fakeBackend) Stop(ctx context.Context, name string, wait bool) error {
+	return b.action("stop", ctx, name, wait)
+}
+
+func (b *fakeBackend) Restart(ctx context.Context, name string, wait bool) error {
+	return b.action("restart", ctx, name, wait)
+}
+
+func (b *fakeBackend) WriteStdin(name string, data []byte) error {
+	if err := b.check(name); err != nil {
+		return err
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.stdin = append(b.stdin, append([]byte(nil), data...))
+	return nil
+}
+
+func (b *fakeBackend) WriteStream(name, label string, data []byte) error {
+	if err := b.check(name); err != nil {
+		return err
+	}
+	if label != "audit" {
+		return fmt.Errorf("no stream %q: %w", label, ErrNotFound)
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.streams = append(b.streams, name+"/"+label+":"+string(data))
+	return nil
+}
+
+func (b *fakeBackend) Scale(ctx context.Context, name string, n int) error {
+	if err := b.check(name); err != nil {
+		return err
+	}
+	b.record("scale %s %d", name, n)
+	return nil
+}
+
+func (b *fakeBackend) Logs(ctx context.Context, name, stream string, tail int, follow bool) ([]LogLine, <-chan LogLine, error) {
+	if err := b.check(name); err != nil {
+		return nil, nil, err
+	}
+	if stream != "" && stream != "out" && stream != "err" {
+		return nil, nil, fmt.Errorf("no stream %q: %w", stream, ErrNotFound)
+	}
+	b.record("logs %s %q %d %v", name, stream, tail, follow)
+	var lines []LogLine
+	for i := range min(tail, 3) {
+		lines = append(lines, LogLine{Name: name, Stream: "out", Line: fmt.Sprintf("line %d", i)})
+	}
+	if !follow {
+		return lines, nil, nil
+	}
+	b.sawStream(ctx)
+	ch := make(chan LogLine)
+	go func() {
+		defer close(ch)
+		for {
+			var l LogLine
+			var open bool
+			select {
+			case <-ctx.Done():
+				return
+			case l, open = <-b.logs: // nil: blocks until ctx ends
+				if !open {
+					return
+				}
+			}
+			select {
+			case ch <- l:
+			case <-ctx.Done():
+				return
+			}
+		}
+	}()
+	return lines, ch, nil
+}
+
+// sawStream hands the ctx of a stream to the test, if it listens.
+func (b *fakeBackend) sawStream(ctx context.Context) {
+	select {
+	case b.streamCtx <- ctx:
+	default:
+	}
+}
+
+func (b *fakeBackend) Events(ctx context.Context) <-chan Event {
+	b.sawStream(ctx)
+	ch := make(chan Event)
+	go func() {
+		defer close(ch)
+		for {
+			var e Event
+			var open bool
+			select {
+			case <-ctx.Done():
+				return
+			case e, open = <-b.events:
+				if !open {
+					return
+				}
+			}
+			select {
+			case ch <- e:
+			case <-ctx.Done():
+				return
+			}
+		}
+	}()
+	return ch
+}
+
+func (b *fakeBackend) Shutdown() {
+	select {
+	case b.shutdown <- struct{}{}:
+	default:
+	}
+}
+
+func (b *fakeBackend) Health() (bool, []string) {
+	if b.healthy {
+		return true, nil
+	}
+	return false, []string{"web.2 is exited"}
+}
+
+func (b *fakeBackend) Pids() map[string]int {
+	pids := map[string]int{}
+	for _, p := range b.procs {
+		if p.Pid != 0 && p.State == "running" {
+			pids[p.Name] = p.Pid
+		}
+	}
+	return pids
+}
+
+// fakeStats measures nothing: one entry per pid, numbers derived from it.
+func fakeStats(_ context.Context, pids map[string]int) (stats.Snapshot, error) {
+	snap := stats.Snapshot{Time: time.Unix(1700000000, 0)}
+	for name, pid := range pids {
+		e := stats.Entry{Name: name, Pid: pid, Procs: 1}
+		e.MemoryRSS = uint64(pid) << 10
+		e.Tree = e.Proc
+		snap.Processes = append(snap.Processes, e)
+		snap.Total.MemoryRSS += e.MemoryRSS
+	}
+	return snap, nil
+}
+
+// socketPath returns a short socket path in a fresh directory (sun_path holds 108 bytes, too few
+// for t.TempDir under long test names).
+func socketPath(t testing.TB) string {
+	dir, err := os.MkdirTemp("", "gapi")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	return filepath.Join(dir, "s.sock")
+}
+
+// startServer listens on a fresh socket and serves until the test ends.
+func startServer(t testing.TB, b Backend, edit func(*Options)) *Server {
+	t.Helper()
+	opts := Options{Path: socketPath(t), Group: -1, Backend: b, Stats: fakeStats, Version: "test", Logf: t.Logf}
+	if edit != nil {
+		edit(&opts)
+	}
+	s, err := Listen(opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	served := make(chan error, 1)
+	go func() { served <- s.Serve(context.Background()) }()
+	t.Cleanup(func() {
+		s.Close()
+		select {
+		case err := <-served:
+			if err != nil {
+				t.Errorf("Serve: %v", err)
+			}
+		case <-time.After(5 * time.Second):
+			t.Errorf("Serve did not return after Close")
+		}
+	})
+	return s
+}
+
+// roundTrip sends raw bytes on a new connection and returns everything the server sends until
+// it closes the connection.
+func roundTrip(t testing.TB, path, raw string) string {
+	t.Helper()
+	c, err := net.Dial("unix", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(5 * time.Second))
+	if _, err := io.WriteString(c, raw); err != nil {
+		t.Fatal(err)
+	}
+	c.(*net.UnixConn).CloseWrite() // the server sees the end of what we send
+	out, err := io.ReadAll(c)
+	if err != nil {
+		t.Fatalf("reading the answer to %q: %v (so far %q)", raw, err, out)
+	}
+	return string(out)
+}
+
+// rawResponse is a response read by readRawResponse.
+type rawResponse struct {
+	code   int
+	header map[string]string // lower-case names
+	body   string
+}
+
+// readRawResponse reads one response (Content-Length or chunked) from br.
+func readRawResponse(t testing.TB, br *bufio.Reader) rawResponse {
+	t.Helper()
+	line, err := br.ReadString('\n')
+	if err != nil {
+		t.Fatalf("status line: %v", err)
+	}
+	var r rawResponse
+	if _, err := fmt.Sscanf(line, "HTTP/1.1 %d ", &r.code); err != nil {
+		t.Fatalf("status line %q: %v", line, err)
+	}
+	r.header = map[string]string{}
+	for {
+		line, err := br.ReadString('\n')
+		if err != nil {
+			t.Fatalf("header: %v", err)
+		}
+		line = strings.TrimRight(line, "\r\n")
+		if line == "" {
+			break
+		}
+		k, v, _ := strings.Cut(line, ":")
+		r.header[strings.ToLower(k)] = strings.TrimSpace(v)
+	}
+	var body []byte
+	if r.header["transfer-encoding"] == "chunked" {
+		body, err = io.ReadAll(newChunkedReader(br, -1))
+	} else if cl, ok := r.header["content-length"]; ok {
+		var n int
+		fmt.Sscan(cl, &n)
+		body = make([]byte, n)
+		_, err = io.ReadFull(br, body)
+	} else {
+		body, err = io.ReadAll(br)
+	}
+	if err != nil {
+		t.Fatalf("body: %v", err)
+	}
+	r.body = string(body)
+	return r
+}
+
+// waitFor polls cond until it holds or the deadline passes.
+func waitFor(t testing.TB, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// status returns the code of a raw response's status line, or -1.
+func status(raw string) int {
+	var code int
+	if _, err := fmt.Sscanf(raw, "HTTP/1.1 %d ", &code); err != nil {
+		return -1
+	}
+	return code
+}

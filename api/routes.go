@@ -1,0 +1,547 @@
+package api
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"math"
+	"net/url"
+	"runtime/debug"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"gaffer/signals"
+	"gaffer/stats"
+)
+
+const (
+	defaultTail     = 100
+	defaultInterval = time.Second
+	minInterval     = 100 * time.Millisecond
+)
+
+// handler answers one route.
+type handler func(*Server, *exchange)
+
+// route finds the handler of the request's method and path, filling x.name, x.label and x.query.
+// Path segments are split before they are percent-decoded, so that a %2F stays inside a name.
+func (x *exchange) route() (handler, error) {
+	path := x.req.path
+	if path == "" || path[0] != '/' {
+		return nil, errStatus(404, "no such route: "+path)
+	}
+	segs := strings.Split(path[1:], "/")
+	for i, seg := range segs {
+		if strings.IndexByte(seg, '%') < 0 {
+			continue
+		}
+		u, err := url.PathUnescape(seg)
+		if err != nil {
+			return nil, errStatus(400, "malformed path "+strconv.Quote(path))
+		}
+		segs[i] = u
+	}
+	var get, post handler
+	switch {
+	case len(segs) == 1 && segs[0] == "healthz":
+		get = (*Server).getHealth
+	case len(segs) == 1 && segs[0] == "metrics":
+		get = (*Server).getMetrics
+	case len(segs) == 2 && segs[0] == "v1":
+		switch segs[1] {
+		case "info":
+			get = (*Server).getInfo
+		case "processes":
+			get = (*Server).getProcesses
+		case "stats":
+			get = (*Server).getStats
+		case "events":
+			get = (*Server).getEvents
+		case "shutdown":
+			post = (*Server).postShutdown
+		}
+	case len(segs) >= 3 && segs[0] == "v1" && segs[1] == "processes" && segs[2] != "":
+		x.name = segs[2]
+		switch {
+		case len(segs) == 3:
+			get = (*Server).getProcess
+		case len(segs) == 4:
+			switch segs[3] {
+			case "stats":
+				get = (*Server).getProcessStats
+			case "logs":
+				get = (*Server).getLogs
+			case "signal":
+				post = (*Server).postSignal
+			case "start":
+				post = (*Server).postStart
+			case "stop":
+				post = (*Server).postStop
+			case "restart":
+				post = (*Server).postRestart
+			case "stdin":
+				post = (*Server).postStdin
+			case "scale":
+				post = (*Server).postScale
+			}
+		case len(segs) == 5 && segs[3] == "streams" && segs[4] != "":
+			x.label = segs[4]
+			post = (*Server).postStream
+		}
+	}
+	var h handler
+	switch {
+	case get == nil && post == nil:
+		return nil, errStatus(404, "no such route: "+path)
+	case x.req.method == "GET" && get != nil:
+		h = get
+	case x.req.method == "POST" && post != nil:
+		h = post
+	default:
+		x.allow = "GET"
+		if post != nil {
+			x.allow = "POST"
+		}
+		return nil, errStatus(405, "method "+x.req.method+" not allowed on "+path+" (use "+x.allow+")")
+	}
+	q, err := url.ParseQuery(x.req.query)
+	if err != nil {
+		return nil, errStatus(400, "malformed query string")
+	}
+	x.query = q
+	return h, nil
+}
+
+// flag reads a boolean query parameter: absent is false, present without a value is true.
+func (x *exchange) flag(key string) (bool, error) {
+	v, ok := x.query[key]
+	if !ok {
+		return false, nil
+	}
+	if v[0] == "" {
+		return true, nil
+	}
+	b, err := strconv.ParseBool(v[0])
+	if err != nil {
+		return false, errStatus(400, fmt.Sprintf("%s must be 1 or 0, not %q", key, v[0]))
+	}
+	return b, nil
+}
+
+// interval reads ?interval=: a duration ("500ms", "2s") or seconds ("2", "0.5").
+func (x *exchange) interval() (time.Duration, error) {
+	v := x.query.Get("interval")
+	if v == "" {
+		return defaultInterval, nil
+	}
+	d, err := time.ParseDuration(v)
+	if err != nil {
+		f, ferr := strconv.ParseFloat(v, 64)
+		if ferr != nil || math.IsNaN(f) || f > 1e9 {
+			return 0, errStatus(400, fmt.Sprintf("malformed interval %q", v))
+		}
+		d = time.Duration(f * float64(time.Second))
+	}
+	if d < minInterval {
+		return 0, errStatus(400, fmt.Sprintf("interval %q is below the minimum %v", v, minInterval))
+	}
+	return d, nil
+}
+
+// decode reads the request body as exactly one JSON object with only known fields.
+func (x *exchange) decode(v any) error {
+	if len(bytes.TrimSpace(x.body)) == 0 {
+		return errStatus(400, "the request needs a JSON body")
+	}
+	dec := json.NewDecoder(bytes.NewReader(x.body))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		return errStatus(400, "malformed JSON body: "+err.Error())
+	}
+	if dec.More() {
+		return errStatus(400, "malformed JSON body: data after the object")
+	}
+	return nil
+}
+
+// ok is the answer of actions: {"ok": true}.
+type ok struct {
+	OK bool `json:"ok"`
+}
+
+func (s *Server) info() Info {
+	info := s.opts.Backend.Info()
+	if info.Version == "" {
+		info.Version = s.opts.Version
+	}
+	if info.Socket == "" {
+		info.Socket = s.opts.Path
+	}
+	return info
+}
+
+func (s *Server) getInfo(x *exchange) { x.json(200, s.info()) }
+
+func (s *Server) processes() []Process {
+	procs := s.opts.Backend.Processes()
+	if procs == nil {
+		procs = []Process{}
+	}
+	return procs
+}
+
+func (s *Server) getProcesses(x *exchange) { x.json(200, s.processes()) }
+
+// processDetail is GET /v1/processes/{name}: the process and its configuration.
+type processDetail struct {
+	Process
+	Config map[string]any `json:"config"`
+}
+
+func (s *Server) getProcess(x *exchange) {
+	p, cfg, err := s.opts.Backend.Process(x.name)
+	if err != nil {
+		x.fail(err)
+		return
+	}
+	if cfg == nil {
+		cfg = map[string]any{}
+	}
+	x.json(200, processDetail{p, cfg})
+}
+
+// snapshot measures every running process.
+func (s *Server) snapshot(ctx context.Context) (stats.Snapshot, error) {
+	if s.opts.Stats == nil {
+		return stats.Snapshot{}, errStatus(409, "stats are not available")
+	}
+	snap, err := s.opts.Stats(ctx, s.opts.Backend.Pids())
+	if err != nil {
+		return snap, fmt.Errorf("cannot collect stats: %w", err)
+	}
+	if snap.Processes == nil {
+		snap.Processes = []stats.Entry{}
+	}
+	return snap, nil
+}
+
+// entry measures one process (by the name Backend.Process knows it by); a process that is not
+// running has an entry of zeros.
+func (s *Server) entry(ctx context.Context, name string) (stats.Entry, error) {
+	if s.opts.Stats == nil {
+		return stats.Entry{}, errStatus(409, "stats are not available")
+	}
+	p, _, err := s.opts.Backend.Process(name)
+	if err != nil {
+		return stats.Entry{}, err
+	}
+	e := stats.Entry{Name: p.Name}
+	if p.Pid == 0 {
+		return e, nil
+	}
+	snap, err := s.opts.Stats(ctx, map[string]int{p.Name: p.Pid})
+	if err != nil {
+		return e, fmt.Errorf("cannot collect stats: %w", err)
+	}
+	for _, pe := range snap.Processes {
+		if pe.Name == p.Name {
+			return pe, nil
+		}
+	}
+	e.Pid = p.Pid
+	return e, nil
+}
+
+func (s *Server) getStats(x *exchange) {
+	s.statsRoute(x, func(ctx context.Context) (any, error) { return s.snapshot(ctx) })
+}
+
+func (s *Server) getProcessStats(x *exchange) {
+	s.statsRoute(x, func(ctx context.Context) (any, error) { return s.entry(ctx, x.name) })
+}
+
+// statsRoute answers once, or with ?watch=1 every interval until the client goes.
+func (s *Server) statsRoute(x *exchange, measure func(context.Context) (any, error)) {
+	watch, err := x.flag("watch")
+	if err != nil {
+		x.fail(err)
+		return
+	}
+	every, err := x.interval()
+	if err != nil {
+		x.fail(err)
+		return
+	}
+	ctx, cancel := x.streamContext()
+	defer cancel()
+	v, err := measure(ctx)
+	if err != nil {
+		x.fail(err)
+		return
+	}
+	if !watch {
+		x.json(200, v)
+		return
+	}
+	st := x.begin(cancel)
+	defer st.end()
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		if st.send(v) != nil {
+			return
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		if v, err = measure(ctx); err != nil {
+			if ctx.Err() == nil {
+				st.send(errorBody{err.Error()}) // the process went away, or stats failed: say why
+			}
+			return
+		}
+	}
+}
+
+// signalRequest is the body of POST /v1/processes/{name}/signal.
+type signalRequest struct {
+	Signal json.RawMessage `json:"signal"` // "HUP", "SIGHUP", "1" or 1
+	Group  bool            `json:"group"`
+}
+
+func (s *Server) postSignal(x *exchange) {
+	var req signalRequest
+	if err := x.decode(&req); err != nil {
+		x.fail(err)
+		return
+	}
+	sig, err := parseSignal(req.Signal)
+	if err != nil {
+		x.fail(err)
+		return
+	}
+	if err := s.opts.Backend.Signal(x.name, sig, req.Group); err != nil {
+		x.fail(err)
+		return
+	}
+	x.json(200, ok{true})
+}
+
+// parseSignal reads a signal given as a JSON string (name or number) or number.
+func parseSignal(raw json.RawMessage) (syscall.Signal, error) {
+	var name string
+	switch {
+	case len(raw) == 0 || string(raw) == "null":
+		return 0, errStatus(400, `the body needs "signal"`)
+	case raw[0] == '"':
+		if err := json.Unmarshal(raw, &name); err != nil {
+			return 0, errStatus(400, "malformed signal")
+		}
+	default:
+		var n int
+		if err := json.Unmarshal(raw, &n); err != nil {
+			return 0, errStatus(400, "signal must be a name or a number")
+		}
+		name = strconv.Itoa(n)
+	}
+	sig, err := signals.Parse(name)
+	if err != nil {
+		return 0, errStatus(400, err.Error())
+	}
+	return sig, nil
+}
+
+func (s *Server) postStart(x *exchange)   { s.action(x, s.opts.Backend.Start) }
+func (s *Server) postStop(x *exchange)    { s.action(x, s.opts.Backend.Stop) }
+func (s *Server) postRestart(x *exchange) { s.action(x, s.opts.Backend.Restart) }
+
+// action runs start, stop or restart; with ?wait=1 the Backend waits, for at most waitTimeout.
+func (s *Server) action(x *exchange, do func(context.Context, string, bool) error) {
+	wait, err := x.flag("wait")
+	if err != nil {
+		x.fail(err)
+		return
+	}
+	ctx, cancel := context.WithTimeout(s.ctx, waitTimeout)
+	defer cancel()
+	if err := do(ctx, x.name, wait); err != nil {
+		x.fail(err)
+		return
+	}
+	x.json(200, ok{true})
+}
+
+// written is the answer of stdin and stream writes.
+type written struct {
+	OK    bool `json:"ok"`
+	Bytes int  `json:"bytes"`
+}
+
+func (s *Server) postStdin(x *exchange) {
+	if err := s.opts.Backend.WriteStdin(x.name, x.body); err != nil {
+		x.fail(err)
+		return
+	}
+	x.json(200, written{true, len(x.body)})
+}
+
+func (s *Server) postStream(x *exchange) {
+	if err := s.opts.Backend.WriteStream(x.name, x.label, x.body); err != nil {
+		x.fail(err)
+		return
+	}
+	x.json(200, written{true, len(x.body)})
+}
+
+// scaleRequest is the body of POST /v1/processes/{name}/scale.
+type scaleRequest struct {
+	NumProcesses *int `json:"numprocesses"`
+}
+
+func (s *Server) postScale(x *exchange) {
+	var req scaleRequest
+	if err := x.decode(&req); err != nil {
+		x.fail(err)
+		return
+	}
+	if req.NumProcesses == nil {
+		x.fail(errStatus(400, `the body needs "numprocesses"`))
+		return
+	}
+	if *req.NumProcesses < 0 {
+		x.fail(errStatus(400, "numprocesses must not be negative"))
+		return
+	}
+	ctx, cancel := context.WithTimeout(s.ctx, waitTimeout)
+	defer cancel()
+	if err := s.opts.Backend.Scale(ctx, x.name, *req.NumProcesses); err != nil {
+		x.fail(err)
+		return
+	}
+	x.json(200, ok{true})
+}
+
+func (s *Server) getLogs(x *exchange) {
+	follow, err := x.flag("follow")
+	if err != nil {
+		x.fail(err)
+		return
+	}
+	tail := defaultTail
+	if v := x.query.Get("tail"); v != "" {
+		if tail, err = strconv.Atoi(v); err != nil || tail < 0 {
+			x.fail(errStatus(400, fmt.Sprintf("tail must be a number of lines, not %q", v)))
+			return
+		}
+	}
+	ctx, cancel := x.streamContext()
+	defer cancel()
+	lines, ch, err := s.opts.Backend.Logs(ctx, x.name, x.query.Get("stream"), tail, follow)
+	if err != nil {
+		x.fail(err)
+		return
+	}
+	if !follow || ch == nil {
+		x.buf.Reset()
+		for _, l := range lines {
+			x.enc.Encode(l)
+		}
+		x.respond(200, typeJSONSeq, x.buf.Bytes())
+		return
+	}
+	st := x.begin(cancel)
+	defer st.end()
+	for _, l := range lines {
+		if st.send(l) != nil {
+			return
+		}
+	}
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case l, open := <-ch:
+			if !open || st.send(l) != nil {
+				return
+			}
+		}
+	}
+}
+
+// getEvents streams events, with or without ?follow=1: a list of past events has no meaning.
+func (s *Server) getEvents(x *exchange) {
+	if _, err := x.flag("follow"); err != nil {
+		x.fail(err)
+		return
+	}
+	ctx, cancel := x.streamContext()
+	defer cancel()
+	ch := s.opts.Backend.Events(ctx)
+	st := x.begin(cancel)
+	defer st.end()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case e, open := <-ch:
+			if !open || st.send(e) != nil {
+				return
+			}
+		}
+	}
+}
+
+func (s *Server) postShutdown(x *exchange) {
+	x.closing = true
+	x.json(202, ok{true})
+	// After answering, and apart: the shutdown closes this server, and Close waits for handlers.
+	go func() {
+		defer func() {
+			if r := recover(); r != nil {
+				s.opts.Logf("api: panic in Backend.Shutdown: %v\n%s", r, debug.Stack())
+			}
+		}()
+		s.opts.Backend.Shutdown()
+	}()
+}
+
+// health is GET /healthz.
+type health struct {
+	OK      bool     `json:"ok"`
+	Reasons []string `json:"reasons,omitempty"`
+}
+
+func (s *Server) getHealth(x *exchange) {
+	good, reasons := s.opts.Backend.Health()
+	if good {
+		x.json(200, health{OK: true})
+		return
+	}
+	if len(reasons) == 0 {
+		reasons = []string{"unhealthy"}
+	}
+	x.json(503, health{false, reasons})
+}
+
+func (s *Server) getMetrics(x *exchange) {
+	var snap stats.Snapshot
+	if s.opts.Stats != nil {
+		var err error
+		if snap, err = s.snapshot(s.ctx); err != nil {
+			x.fail(err)
+			return
+		}
+	}
+	info, procs := s.info(), s.processes()
+	x.buf.Reset()
+	if err := WriteMetrics(x.buf, info, procs, snap); err != nil {
+		x.fail(fmt.Errorf("cannot write metrics: %w", err))
+		return
+	}
+	x.respond(200, MetricsContentType, x.buf.Bytes())
+}

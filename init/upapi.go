@@ -1,0 +1,426 @@
+package pid1
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"slices"
+	"strconv"
+	"sync"
+	"syscall"
+	"time"
+
+	"gaffer/api"
+	"gaffer/config"
+	"gaffer/signals"
+
+	"golang.org/x/sys/unix"
+)
+
+// call runs f on the supervisor's loop, which owns every instance, and waits for it. It fails when
+// the loop is gone or ctx ends first.
+func (s *supervisor) call(ctx context.Context, f func()) error {
+	done := make(chan struct{})
+	select {
+	case s.calls <- func() { f(); close(done) }:
+	case <-s.exited:
+		return fmt.Errorf("gaffer is exiting: %w", api.ErrUnavailable)
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	select {
+	case <-done:
+		return nil
+	case <-s.exited:
+		return fmt.Errorf("gaffer is exiting: %w", api.ErrUnavailable)
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// do is call without a caller's deadline: the loop answers at once unless it is gone.
+func (s *supervisor) do(f func()) error { return s.call(context.Background(), f) }
+
+// find returns the instances a name means: one instance by its name, or every instance of a
+// configured process by the process's name. Only the loop calls it.
+func (s *supervisor) find(name string) []*instance {
+	var out []*instance
+	for _, in := range s.insts {
+		if in.name == name {
+			return []*instance{in}
+		}
+		if in.cfg.Name == name {
+			out = append(out, in)
+		}
+	}
+	return out
+}
+
+func (s *supervisor) view(in *instance) api.Process {
+	p := api.Process{
+		Name: in.name, Group: in.cfg.Name, Instance: in.index, State: in.state, Restarts: in.restarts,
+		StartedAt: in.started, Oneshot: in.cfg.Oneshot, Ready: s.isReady(in),
+	}
+	if in.proc != nil {
+		p.Pid = in.proc.Pid
+		p.UptimeS = time.Since(in.started).Seconds()
+	}
+	if in.code >= 0 {
+		code := in.code
+		p.ExitCode = &code
+		if code > 128 && code <= 128+signals.Max {
+			p.ExitSignal = signals.Name(syscall.Signal(code - 128))
+		}
+	}
+	for i, label := range in.cfg.RedirectOutput {
+		if i < 2 && !(in.cfg.TTY && i == 1) {
+			p.Streams = append(p.Streams, label)
+		}
+	}
+	p.Streams = append(p.Streams, in.cfg.CustomStreams...)
+	return p
+}
+
+// isReady: running, and ready when it has a probe.
+func (s *supervisor) isReady(in *instance) bool {
+	return in.proc != nil && (in.state == stateReady || in.state == stateRunning)
+}
+
+// Info implements api.Backend.
+func (s *supervisor) Info() api.Info {
+	info := api.Info{Pid: os.Getpid(), Mode: "up", StartedAt: s.startedAt, UptimeS: time.Since(s.startedAt).Seconds(), Processes: map[string]int{}}
+	info.Reaped, info.ZombiesReaped = s.r.Counts()
+	_ = s.do(func() {
+		for _, in := range s.insts {
+			info.Processes[in.state]++
+			info.Processes["total"]++
+		}
+	})
+	return info
+}
+
+// Processes implements api.Backend.
+func (s *supervisor) Processes() []api.Process {
+	var out []api.Process
+	_ = s.do(func() {
+		for _, in := range s.insts {
+			out = append(out, s.view(in))
+		}
+	})
+	return out
+}
+
+// Process implements api.Backend.
+func (s *supervisor) Process(name string) (api.Process, map[string]any, error) {
+	var p api.Process
+	var cfg map[string]any
+	err := api.ErrNotFound
+	if e := s.do(func() {
+		ins := s.find(name)
+		if len(ins) == 0 {
+			return
+		}
+		p, cfg, err = s.view(ins[0]), ins[0].cfg.ToDict(), nil
+	}); e != nil {
+		return p, nil, e
+	}
+	if err != nil {
+		return p, nil, fmt.Errorf("no process %q: %w", name, err)
+	}
+	return p, cfg, nil
+}
+
+// Pids implements api.Backend.
+func (s *supervisor) Pids() map[string]int {
+	out := map[string]int{}
+	_ = s.do(func() {
+		for _, in := range s.insts {
+			if in.proc != nil {
+				out[in.name] = in.proc.Pid
+			}
+		}
+	})
+	return out
+}
+
+// Signal implements api.Backend.
+func (s *supervisor) Signal(name string, sig syscall.Signal, group bool) error {
+	err := s.each(name, func(in *instance) error {
+		if in.proc == nil {
+			return fmt.Errorf("%s is not running: %w", in.name, api.ErrConflict)
+		}
+		if group {
+			return unix.Kill(-in.proc.Pid, sig)
+		}
+		return in.proc.Signal(sig)
+	})
+	return err
+}
+
+// each runs f on the loop for every instance name means.
+func (s *supervisor) each(name string, f func(*instance) error) error {
+	var err error
+	if e := s.do(func() {
+		ins := s.find(name)
+		if len(ins) == 0 {
+			err = fmt.Errorf("no process %q: %w", name, api.ErrNotFound)
+			return
+		}
+		for _, in := range ins {
+			err = errors.Join(err, f(in))
+		}
+	}); e != nil {
+		return e
+	}
+	return err
+}
+
+// Start implements api.Backend: a process that is not running starts now.
+func (s *supervisor) Start(ctx context.Context, name string, wait bool) error {
+	err := s.each(name, func(in *instance) error {
+		if s.stopping {
+			return fmt.Errorf("gaffer is stopping: %w", api.ErrUnavailable)
+		}
+		if in.proc != nil || in.state == stateStopping {
+			return fmt.Errorf("%s is already running: %w", in.name, api.ErrConflict)
+		}
+		in.held = false
+		in.delay = in.cfg.Backoff
+		in.gen++ // a pending restart timer of the old run is stale now
+		s.start(in)
+		return nil
+	})
+	if err != nil || !wait {
+		return err
+	}
+	return s.waitFor(ctx, name, func(in *instance) bool { return s.isReady(in) || in.proc == nil && in.state != stateStarting })
+}
+
+// Stop implements api.Backend: the process gets its stop signal and stays stopped (held) until
+// started again; neither its restart policy nor on_end applies.
+func (s *supervisor) Stop(ctx context.Context, name string, wait bool) error {
+	err := s.each(name, func(in *instance) error {
+		if in.proc == nil {
+			if in.state == stateBackoff {
+				in.held, in.state = true, stateExited
+				in.gen++
+				return nil
+			}
+			return fmt.Errorf("%s is not running: %w", in.name, api.ErrConflict)
+		}
+		if in.stopping {
+			return fmt.Errorf("%s is already stopping: %w", in.name, api.ErrConflict)
+		}
+		in.held = true
+		s.stop(in)
+		return nil
+	})
+	if err != nil || !wait {
+		return err
+	}
+	return s.waitFor(ctx, name, func(in *instance) bool { return in.proc == nil })
+}
+
+// Restart implements api.Backend: stop (when running), wait for the exit, start.
+func (s *supervisor) Restart(ctx context.Context, name string, wait bool) error {
+	if err := s.Stop(ctx, name, true); err != nil && !errors.Is(err, api.ErrConflict) {
+		return err
+	}
+	return s.Start(ctx, name, wait)
+}
+
+// waitFor polls the instances of name on the loop until cond holds for all of them.
+func (s *supervisor) waitFor(ctx context.Context, name string, cond func(*instance) bool) error {
+	tick := time.NewTicker(20 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		all := true
+		if err := s.call(ctx, func() {
+			for _, in := range s.find(name) {
+				all = all && cond(in)
+			}
+		}); err != nil {
+			return err
+		}
+		if all {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-tick.C:
+		}
+	}
+}
+
+// WriteStdin implements api.Backend. The write happens outside the loop, one request at a time per
+// process, so writers never interleave within a request and a full pipe never blocks the loop.
+func (s *supervisor) WriteStdin(name string, data []byte) error {
+	return s.write(name, "", data)
+}
+
+// WriteStream implements api.Backend.
+func (s *supervisor) WriteStream(name, label string, data []byte) error {
+	return s.write(name, label, data)
+}
+
+func (s *supervisor) write(name, label string, data []byte) error {
+	var f *os.File
+	var mu *sync.Mutex
+	err := s.each(name, func(in *instance) error {
+		if f != nil {
+			return fmt.Errorf("%s has several instances, name one: %w", name, api.ErrBadRequest)
+		}
+		if label == "" {
+			if in.stdin == nil {
+				return fmt.Errorf("%s has no stdin pipe (redirect_input) or is not running: %w", in.name, api.ErrConflict)
+			}
+			f, mu = in.stdin, &in.writeMu
+			return nil
+		}
+		for i, l := range in.cfg.CustomStreams {
+			if l == label {
+				if i >= len(in.streams) || in.streams[i] == nil {
+					return fmt.Errorf("%s is not running: %w", in.name, api.ErrConflict)
+				}
+				f, mu = in.streams[i], &in.writeMu
+				return nil
+			}
+		}
+		return fmt.Errorf("%s has no stream %q: %w", in.name, label, api.ErrNotFound)
+	})
+	if err != nil {
+		return err
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if _, err := f.Write(data); err != nil {
+		return fmt.Errorf("write to %s: %v: %w", name, err, api.ErrConflict)
+	}
+	return nil
+}
+
+// Scale implements api.Backend: more instances start at once, extra ones are stopped and removed.
+func (s *supervisor) Scale(ctx context.Context, name string, n int) error {
+	if n < 0 {
+		return fmt.Errorf("numprocesses %d: %w", n, api.ErrBadRequest)
+	}
+	var err error
+	if e := s.call(ctx, func() { err = s.scale(name, n) }); e != nil {
+		return e
+	}
+	return err
+}
+
+// scale runs on the loop. New instances take the next numbers and start at once (their
+// process's dependencies were met when it first started); the highest-numbered ones go first.
+func (s *supervisor) scale(name string, n int) error {
+	if s.stopping {
+		return fmt.Errorf("gaffer is stopping: %w", api.ErrUnavailable)
+	}
+	var live []*instance
+	last := -1
+	for i, in := range s.insts {
+		if in.cfg.Name == name {
+			last = i
+			if !in.removing {
+				live = append(live, in)
+			}
+		}
+	}
+	if last < 0 {
+		return fmt.Errorf("no process %q: %w", name, api.ErrNotFound)
+	}
+	cfg := s.insts[last].cfg
+	if n == len(live) {
+		return fmt.Errorf("%s already has %d instances: %w", name, n, api.ErrConflict)
+	}
+	for k := len(live) + 1; k <= n; k++ {
+		in := s.newInstance(cfg, k, s.insts[last].level)
+		s.insts = slices.Insert(s.insts, last+1, in)
+		last++
+		s.setWidth()
+		s.start(in)
+	}
+	for _, in := range live[min(n, len(live)):] {
+		in.removing, in.held = true, true
+		if in.proc != nil {
+			s.stop(in)
+			continue
+		}
+		s.insts = slices.DeleteFunc(s.insts, func(x *instance) bool { return x == in })
+	}
+	cfg.NumProcesses = n
+	s.setWidth()
+	return nil
+}
+
+// Logs implements api.Backend.
+func (s *supervisor) Logs(ctx context.Context, name, stream string, tail int, follow bool) ([]api.LogLine, <-chan api.LogLine, error) {
+	var ring *logRing
+	err := s.each(name, func(in *instance) error {
+		if ring != nil {
+			return fmt.Errorf("%s has several instances, name one: %w", name, api.ErrBadRequest)
+		}
+		ring = in.logs
+		return nil
+	})
+	if err != nil {
+		return nil, nil, err
+	}
+	lines, ch := ring.tail(ctx, stream, tail, follow)
+	return lines, ch, nil
+}
+
+// Events implements api.Backend.
+func (s *supervisor) Events(ctx context.Context) <-chan api.Event {
+	return s.bus.subscribe(ctx)
+}
+
+// Shutdown implements api.Backend.
+func (s *supervisor) Shutdown() {
+	_ = s.do(func() {
+		s.out.Event("shutdown requested over the API")
+		s.shutdown(0, "")
+	})
+}
+
+// Health implements api.Backend.
+func (s *supervisor) Health() (bool, []string) {
+	var reasons []string
+	_ = s.do(func() {
+		for _, in := range s.insts {
+			if in.cfg.Oneshot || in.cfg.Detach || in.held {
+				continue
+			}
+			if !s.isReady(in) {
+				reasons = append(reasons, in.name+" is "+in.state)
+			}
+		}
+	})
+	return len(reasons) == 0, reasons
+}
+
+// emit publishes an event of in to API followers.
+func (s *supervisor) emit(kind string, in *instance, code int, detail string) {
+	e := api.Event{Time: time.Now(), Kind: kind, Detail: detail}
+	if in != nil {
+		e.Name = in.name
+		if in.proc != nil {
+			e.Pid = in.proc.Pid
+		}
+	}
+	if code >= 0 {
+		e.Code = &code
+	}
+	s.bus.emit(e)
+}
+
+// instanceName is the name of instance k of p: p's name alone when it runs one instance.
+func instanceName(p *config.Process, k int) string {
+	if p.NumProcesses > 1 || k > 1 {
+		return p.Name + "." + strconv.Itoa(k)
+	}
+	return p.Name
+}
