@@ -862,6 +862,9 @@ func (s *supervisor) finish(ctx context.Context) int {
 		}
 	}
 	s.relays.Wait()
+	// Events never block the loop; the last ones may still be queued behind a slow stdout.
+	s.out.Flush(time.Second)
+	s.errOut.Flush(time.Second)
 	return s.code
 }
 
