@@ -518,3 +518,35 @@ func TestConfigFind(t *testing.T) {
 		})
 	}
 }
+
+func TestConfigSocketSettings(t *testing.T) {
+	const a = "[process.a]\ncmd = [\"x\"]\n"
+	cfg, errs := loadString(t, "[settings]\nsocket = \"/tmp/g.sock\"\nsocket_mode = \"0660\"\nsocket_group = \"staff\"\nsocket_allow_uids = [1000, 1001]\nlog_bytes = 4096\n"+a)
+	if errs != nil {
+		t.Fatalf("errors: %q", errs)
+	}
+	s := cfg.Settings
+	if s.Socket != "/tmp/g.sock" || !s.SocketSet || s.SocketMode != 0o660 || s.SocketGID != 50 || !reflect.DeepEqual(s.SocketAllowUIDs, []int{1000, 1001}) || s.LogBytes != 4096 {
+		t.Fatalf("settings %+v", s)
+	}
+	cfg, _ = loadString(t, "[settings]\nsocket = \"\"\nsocket_mode = 0o640\n"+a)
+	if cfg.Settings.Socket != "" || !cfg.Settings.SocketSet || cfg.Settings.SocketMode != 0o640 {
+		t.Fatalf("an explicit empty socket turns it off: %+v", cfg.Settings)
+	}
+	cfg, _ = loadString(t, a)
+	if cfg.Settings.SocketSet || cfg.Settings.SocketMode != 0o600 || cfg.Settings.SocketGID != -1 || cfg.Settings.LogBytes != 256<<10 {
+		t.Fatalf("defaults: %+v", cfg.Settings)
+	}
+	for src, want := range map[string]string{
+		"socket_mode = \"0999\"\n":      "gaffer.toml:2: settings.socket_mode: want a file mode",
+		"socket_group = \"nogroupx\"\n": "gaffer.toml:2: settings.socket_group: unknown group \"nogroupx\"",
+		"socket_allow_uids = [-1]\n":    "gaffer.toml:2: settings.socket_allow_uids[0]: uid -1 is negative",
+		"log_bytes = 10\n":              "gaffer.toml:2: settings.log_bytes: log_bytes 10: want at least 1024",
+		"socket = 5\n":                  "gaffer.toml:2: settings.socket: want a string",
+	} {
+		_, errs := loadString(t, "[settings]\n"+src+a)
+		if len(errs) != 1 || !strings.HasPrefix(errs[0], want) {
+			t.Errorf("%q: errors %q, want one starting %q", src, errs, want)
+		}
+	}
+}
