@@ -25,7 +25,7 @@ type procMetric struct {
 
 // WriteMetrics writes gaffer's metrics in the Prometheus text exposition format 0.0.4 (content
 // type MetricsContentType) to w: gaffer's version, uptime, reaping counters and process counts by
-// state; for every process in procs, labelled with name (instance name), group and instance, whether
+// state; for every process in procs, labelled with name (instance name), group and replica (the instance number: Prometheus keeps "instance" for the scrape target), whether
 // it runs and is ready, its restarts and last exit code, and, from snap, the cpu time, resident
 // memory, open fds and threads of it and its descendants; and gaffer's own cpu time, memory and
 // fds from snap. A zero snap (no stats) leaves out the resource metrics. The text is built in
@@ -135,7 +135,7 @@ func WriteMetrics(w io.Writer, info Info, procs []Process, snap stats.Snapshot) 
 				b = metricFamily(b, m.name, m.typ, m.help)
 				header = true
 			}
-			b = metricSample(b, m.name, v, "name", p.Name, "group", p.Group, "instance", strconv.Itoa(p.Instance))
+			b = metricSample(b, m.name, v, "name", p.Name, "group", p.Group, "replica", strconv.Itoa(p.Instance))
 		}
 	}
 

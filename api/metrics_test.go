@@ -66,40 +66,40 @@ gaffer_process_resident_memory_bytes 4194304
 gaffer_process_open_fds 7
 # HELP gaffer_up Whether the process is running (1) or not (0).
 # TYPE gaffer_up gauge
-gaffer_up{name="web.1",group="web",instance="1"} 1
-gaffer_up{name="web.2",group="web",instance="2"} 1
-gaffer_up{name="worker",group="worker",instance="0"} 0
+gaffer_up{name="web.1",group="web",replica="1"} 1
+gaffer_up{name="web.2",group="web",replica="2"} 1
+gaffer_up{name="worker",group="worker",replica="0"} 0
 # HELP gaffer_ready Whether the process is ready (1) or not (0).
 # TYPE gaffer_ready gauge
-gaffer_ready{name="web.1",group="web",instance="1"} 1
-gaffer_ready{name="web.2",group="web",instance="2"} 0
-gaffer_ready{name="worker",group="worker",instance="0"} 0
+gaffer_ready{name="web.1",group="web",replica="1"} 1
+gaffer_ready{name="web.2",group="web",replica="2"} 0
+gaffer_ready{name="worker",group="worker",replica="0"} 0
 # HELP gaffer_restarts_total Times gaffer restarted the process.
 # TYPE gaffer_restarts_total counter
-gaffer_restarts_total{name="web.1",group="web",instance="1"} 2
-gaffer_restarts_total{name="web.2",group="web",instance="2"} 0
-gaffer_restarts_total{name="worker",group="worker",instance="0"} 5
+gaffer_restarts_total{name="web.1",group="web",replica="1"} 2
+gaffer_restarts_total{name="web.2",group="web",replica="2"} 0
+gaffer_restarts_total{name="worker",group="worker",replica="0"} 5
 # HELP gaffer_exit_code Exit code of the process's last exit; -1 before the first.
 # TYPE gaffer_exit_code gauge
-gaffer_exit_code{name="web.1",group="web",instance="1"} 0
-gaffer_exit_code{name="web.2",group="web",instance="2"} -1
-gaffer_exit_code{name="worker",group="worker",instance="0"} 1
+gaffer_exit_code{name="web.1",group="web",replica="1"} 0
+gaffer_exit_code{name="web.2",group="web",replica="2"} -1
+gaffer_exit_code{name="worker",group="worker",replica="0"} 1
 # HELP gaffer_cpu_seconds_total User and system cpu time of the process and its descendants, and of the children they waited for.
 # TYPE gaffer_cpu_seconds_total counter
-gaffer_cpu_seconds_total{name="web.1",group="web",instance="1"} 2
-gaffer_cpu_seconds_total{name="web.2",group="web",instance="2"} 0
+gaffer_cpu_seconds_total{name="web.1",group="web",replica="1"} 2
+gaffer_cpu_seconds_total{name="web.2",group="web",replica="2"} 0
 # HELP gaffer_memory_rss_bytes Resident memory of the process and its descendants.
 # TYPE gaffer_memory_rss_bytes gauge
-gaffer_memory_rss_bytes{name="web.1",group="web",instance="1"} 3145728
-gaffer_memory_rss_bytes{name="web.2",group="web",instance="2"} 2000
+gaffer_memory_rss_bytes{name="web.1",group="web",replica="1"} 3145728
+gaffer_memory_rss_bytes{name="web.2",group="web",replica="2"} 2000
 # HELP gaffer_open_fds Open file descriptors of the process and its descendants.
 # TYPE gaffer_open_fds gauge
-gaffer_open_fds{name="web.1",group="web",instance="1"} 9
-gaffer_open_fds{name="web.2",group="web",instance="2"} 3
+gaffer_open_fds{name="web.1",group="web",replica="1"} 9
+gaffer_open_fds{name="web.2",group="web",replica="2"} 3
 # HELP gaffer_threads Threads of the process and its descendants.
 # TYPE gaffer_threads gauge
-gaffer_threads{name="web.1",group="web",instance="1"} 4
-gaffer_threads{name="web.2",group="web",instance="2"} 1
+gaffer_threads{name="web.1",group="web",replica="1"} 4
+gaffer_threads{name="web.2",group="web",replica="2"} 1
 `
 
 func TestWriteMetrics(t *testing.T) {
@@ -141,7 +141,7 @@ func TestWriteMetricsEscaping(t *testing.T) {
 	got := b.String()
 	for _, want := range []string{
 		`gaffer_build_info{version="v\"1\\2"} 1` + "\n",
-		`gaffer_up{name="a\"b\\c\nd",group="g` + "\uFFFD" + `",instance="1"} 1` + "\n",
+		`gaffer_up{name="a\"b\\c\nd",group="g` + "\uFFFD" + `",replica="1"} 1` + "\n",
 	} {
 		if !strings.Contains(got, want) {
 			t.Errorf("missing %q in:\n%s", want, got)
