@@ -51,6 +51,13 @@ func (c *Client) Do(ctx context.Context, method, path string, body []byte) (stat
 	}
 	defer stop()
 	defer conn.Close()
+	if n := resp.contentLength; n >= 0 && n <= maxResponseBody && !resp.chunked {
+		respBody = make([]byte, n)
+		if _, err := io.ReadFull(br, respBody); err != nil {
+			return resp.code, nil, c.talkError(ctx, eofUnexpected(err))
+		}
+		return resp.code, respBody, nil
+	}
 	respBody, err = io.ReadAll(io.LimitReader(resp.body(br), maxResponseBody+1))
 	if err != nil {
 		return resp.code, nil, c.talkError(ctx, err)

@@ -92,6 +92,11 @@ func TestClientJSON(t *testing.T) {
 	if err := c.JSON(context.Background(), "POST", "/v1/processes/web/signal", map[string]any{"signal": "TERM"}, nil); err != nil {
 		t.Error(err)
 	}
+	// A body over the limit: the 413 comes back, not a broken pipe.
+	code, body, err := c.Do(context.Background(), "POST", "/v1/processes/web/stdin", make([]byte, 3*DefaultMaxBody))
+	if err != nil || code != 413 {
+		t.Errorf("big body: %d %s %v", code, body, err)
+	}
 }
 
 func TestNetHTTPClient(t *testing.T) {
@@ -188,6 +193,12 @@ func TestCurl(t *testing.T) {
 	cmd.Stdin = strings.NewReader(big)
 	if out, err := cmd.Output(); err != nil || string(out) != "413" {
 		t.Errorf("big body: %q %v", out, err)
+	}
+	// Without Expect, curl sends the body while the 413 comes; gaffer drains it before closing.
+	cmd = exec.Command("curl", "-sS", "-H", "Expect:", "-w", "%{http_code}", "-o", "/dev/null", "--unix-socket", sock, "--data-binary", "@-", "http://gaffer/v1/processes/web/stdin")
+	cmd.Stdin = strings.NewReader(big)
+	if out, err := cmd.Output(); err != nil || string(out) != "413" {
+		t.Errorf("big body without Expect: %q %v", out, err)
 	}
 	out, _ = curl(t, "-s", "-o", "/dev/null", "-w", "%{http_code}", "--unix-socket", sock, "http://gaffer/v1/nothing")
 	if out != "404" {

@@ -7,7 +7,6 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
-	"net"
 	"net/url"
 	"runtime/debug"
 	"strconv"
@@ -138,6 +137,10 @@ func (x *exchange) fail(err error) {
 
 // json answers with v as JSON.
 func (x *exchange) json(code int, v any) {
+	if line, ok := v.(jsonLine); ok {
+		x.respond(code, typeJSON, line)
+		return
+	}
 	x.buf.Reset()
 	if err := x.enc.Encode(v); err != nil {
 		x.s.opts.Logf("api: cannot encode a response: %v", err)
@@ -182,8 +185,7 @@ func (x *exchange) head(code int, ctype string) []byte {
 func (x *exchange) write(bufs ...[]byte) error {
 	x.wrote = true
 	x.c.SetWriteDeadline(time.Now().Add(writeTimeout))
-	nb := net.Buffers(bufs)
-	if _, err := nb.WriteTo(x.c.Conn); err != nil {
+	if err := x.c.send(bufs); err != nil {
 		x.closing = true
 		return err
 	}
@@ -238,18 +240,22 @@ func (x *exchange) begin(cancel context.CancelFunc) *stream {
 // send writes v as one JSON line, flushed at once.
 func (st *stream) send(v any) error {
 	x := st.x
-	x.buf.Reset()
-	if err := x.enc.Encode(v); err != nil {
-		return err
+	line, ok := v.(jsonLine)
+	if !ok {
+		x.buf.Reset()
+		if err := x.enc.Encode(v); err != nil {
+			return err
+		}
+		line = x.buf.Bytes()
 	}
 	var err error
 	if st.chunked {
-		h := strconv.AppendInt(x.hdr[:0], int64(x.buf.Len()), 16)
+		h := strconv.AppendInt(x.hdr[:0], int64(len(line)), 16)
 		h = append(h, "\r\n"...)
 		x.hdr = h
-		err = x.write(h, x.buf.Bytes(), []byte("\r\n"))
+		err = x.write(h, line, []byte("\r\n"))
 	} else {
-		err = x.write(x.buf.Bytes())
+		err = x.write(line)
 	}
 	if err != nil {
 		st.failed = true

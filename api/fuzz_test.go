@@ -3,9 +3,12 @@ package api
 import (
 	"bufio"
 	"bytes"
-	"io"
+	"encoding/json"
+	"errors"
 	"fmt"
+	"io"
 	"net"
+	"net/http"
 	"strconv"
 	"strings"
 	"sync"
@@ -111,13 +114,47 @@ func FuzzRequest(f *testing.F) {
 		// The whole server on a connection that sends data and closes.
 		fc := &fakeConn{in: bytes.NewReader(data)}
 		s.serveConn(&conn{Conn: fc}, len(data)%7 != 0)
-		for _, w := range func() [][]byte { st, _ := b.writes(); return st }() {
+		b.mu.Lock()
+		for _, w := range b.stdin {
 			if len(w) > fuzzMaxBody {
 				t.Fatalf("the backend got %d bytes of stdin, over the limit", len(w))
 			}
 		}
+		b.stdin, b.streams, b.calls = nil, nil, nil
+		b.mu.Unlock()
 		checkResponses(t, fc.out.Bytes())
+		checkWithNetHTTP(t, fc.out.Bytes())
 	})
+}
+
+// checkWithNetHTTP reads the responses with net/http's parser, as a second opinion, and checks
+// that every error has a JSON body {"error": "..."}.
+func checkWithNetHTTP(t *testing.T, out []byte) {
+	t.Helper()
+	br := bufio.NewReader(bytes.NewReader(out))
+	for {
+		if _, err := br.Peek(1); err == io.EOF {
+			return
+		}
+		resp, err := http.ReadResponse(br, nil)
+		if err != nil {
+			t.Fatalf("net/http cannot read the response: %v in %q", err, out)
+		}
+		body, err := io.ReadAll(resp.Body)
+		chunked := len(resp.TransferEncoding) > 0
+		if err != nil && !(chunked && errors.Is(err, io.ErrUnexpectedEOF)) {
+			t.Fatalf("net/http cannot read the body: %v in %q", err, out)
+		}
+		if resp.StatusCode >= 400 {
+			var eb map[string]string
+			if resp.Header.Get("Content-Type") != "application/json" || json.Unmarshal(body, &eb) != nil || len(eb) != 1 || eb["error"] == "" {
+				t.Fatalf("error response without {\"error\": ...}: %q", out)
+			}
+		}
+		if chunked || resp.Close && resp.ContentLength < 0 {
+			return
+		}
+	}
 }
 
 // checkResponses asserts that out is a sequence of well-formed responses.

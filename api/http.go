@@ -8,7 +8,21 @@ import (
 )
 
 // The HTTP/1.1 message syntax of RFC 9112, spoken strictly: just what curl, net/http and gaffer's
-// own client send, and a clear 4xx for anything else.
+// own client send, and a clear JSON 4xx for anything else.
+//
+//   - Connections: HTTP/1.1 ones stay open (keep-alive, pipelining answered in order) until the
+//     client sends "Connection: close", an error leaves the stream of requests out of sync, or
+//     IdleTimeout passes between requests; HTTP/1.0 requests get one answer and the close.
+//   - Request head: at most MaxHeader bytes (431) and maxHeaderLines fields (431), received
+//     within HeaderTimeout of the connection or of its first byte (408); exactly one Host in
+//     HTTP/1.1 (400); obsolete line folding, whitespace before a colon, control characters,
+//     malformed or conflicting Content-Length are 400; Transfer-Encoding with Content-Length is
+//     400 (smuggling); Expect other than 100-continue is 417; versions other than 1.0/1.1 are 505.
+//   - Request body: by Content-Length, or chunked (decoded, so that curl -T - works), at most
+//     MaxBody bytes (413, before reading past the limit; with Expect: 100-continue the 413 comes
+//     instead of the 100); another transfer coding is 501. An unread body ends the connection.
+//   - Responses carry Content-Length, except streams (JSON lines): chunked, one chunk per line,
+//     then "Connection: close"; close-delimited for HTTP/1.0.
 
 const (
 	maxHeaderLines = 128      // header fields in one request or response head
@@ -147,9 +161,8 @@ func readRequest(br *bufio.Reader, maxHeader int) (*request, error) {
 		return nil, err
 	}
 	var (
-		hosts     int
-		te        []byte
-		keepAlive bool
+		hosts int
+		te    []byte
 	)
 	for n := 0; ; n++ {
 		if line, err = readLine(br, &budget, 431); err != nil {
@@ -185,11 +198,8 @@ func readRequest(br *bufio.Reader, maxHeader int) (*request, error) {
 			te = append(te, value...)
 		case equalFold(name, "connection"):
 			eachToken(value, func(tok []byte) {
-				switch {
-				case equalFold(tok, "close"):
+				if equalFold(tok, "close") {
 					req.close = true
-				case equalFold(tok, "keep-alive"):
-					keepAlive = true
 				}
 			})
 		case equalFold(name, "expect"):
@@ -218,11 +228,8 @@ func readRequest(br *bufio.Reader, maxHeader int) (*request, error) {
 		// RFC 9112 3.2: exactly one Host, or 400.
 		return nil, errStatus(400, "an HTTP/1.1 request needs exactly one Host header")
 	}
-	if !req.http11 && !keepAlive {
-		req.close = true
-	}
 	if !req.http11 {
-		// gaffer keeps only HTTP/1.1 connections alive; 1.0 keep-alive is a legacy extension.
+		// gaffer keeps only HTTP/1.1 connections alive; 1.0's keep-alive is a legacy extension.
 		req.close = true
 	}
 	return req, nil

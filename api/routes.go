@@ -242,9 +242,10 @@ func (s *Server) entry(ctx context.Context, name string) (stats.Entry, error) {
 	if p.Pid == 0 {
 		return e, nil
 	}
-	snap, err := s.opts.Stats(ctx, map[string]int{p.Name: p.Pid})
+	// Every process's pids, not just this one's: the stats cache holds one snapshot of them all.
+	snap, err := s.snapshot(ctx)
 	if err != nil {
-		return e, fmt.Errorf("cannot collect stats: %w", err)
+		return e, err
 	}
 	for _, pe := range snap.Processes {
 		if pe.Name == p.Name {
@@ -255,9 +256,63 @@ func (s *Server) entry(ctx context.Context, name string) (stats.Entry, error) {
 	return e, nil
 }
 
-func (s *Server) getStats(x *exchange) {
-	s.statsRoute(x, func(ctx context.Context) (any, error) { return s.snapshot(ctx) })
+// snapshotJSON is snapshot encoded as a JSON line. Stats returns the same snapshot while its
+// cache is fresh, and encoding 100 processes costs more than all the rest of a request: the last
+// encoding is kept for as long as Stats returns that snapshot (same Time, same Processes array).
+func (s *Server) snapshotJSON(ctx context.Context) ([]byte, error) {
+	snap, err := s.snapshot(ctx)
+	if err != nil {
+		return nil, err
+	}
+	key := snapKey{time: snap.Time, n: len(snap.Processes)}
+	if key.n > 0 {
+		key.first = &snap.Processes[0]
+	}
+	s.snapMu.Lock()
+	c := s.snapCache
+	s.snapMu.Unlock()
+	if c.body != nil && c.key.same(key) {
+		return c.body, nil
+	}
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(snap); err != nil {
+		return nil, fmt.Errorf("cannot encode stats: %w", err)
+	}
+	body := buf.Bytes()
+	s.snapMu.Lock()
+	s.snapCache = encodedSnapshot{key, body}
+	s.snapMu.Unlock()
+	return body, nil
 }
+
+// snapKey identifies a snapshot returned by Stats.
+type snapKey struct {
+	time  time.Time
+	n     int
+	first *stats.Entry
+}
+
+func (k snapKey) same(o snapKey) bool {
+	return k.time.Equal(o.time) && k.n == o.n && k.first == o.first && !k.time.IsZero()
+}
+
+// encodedSnapshot is a snapshot's JSON line; body is never modified once made.
+type encodedSnapshot struct {
+	key  snapKey
+	body []byte
+}
+
+func (s *Server) getStats(x *exchange) {
+	s.statsRoute(x, func(ctx context.Context) (any, error) {
+		b, err := s.snapshotJSON(ctx)
+		return jsonLine(b), err
+	})
+}
+
+// jsonLine is a value already encoded as one JSON line.
+type jsonLine []byte
 
 func (s *Server) getProcessStats(x *exchange) {
 	s.statsRoute(x, func(ctx context.Context) (any, error) { return s.entry(ctx, x.name) })

@@ -50,11 +50,13 @@ type Options struct {
 	AllowUIDs []int       // peers allowed besides root and gaffer's own uid
 	Version   string      // gaffer's version, for /v1/info when the Backend leaves it empty
 	Backend   Backend
-	// Stats measures the given processes (name -> pid); it should cache, since clients may ask often.
-	// Nil makes the stats routes answer 409.
+	// Stats measures the given processes (name -> pid); it should cache, since clients may ask
+	// often. The server keeps its JSON encoding of a snapshot while Stats returns the same one
+	// (same Time and Processes array), so Stats must never modify a snapshot it has returned.
+	// Nil makes the stats routes answer 409 and /metrics go without resource metrics.
 	Stats   func(ctx context.Context, pids map[string]int) (stats.Snapshot, error)
-	MaxBody int64 // request body limit in bytes; 0 means 1 MiB
-	Logf    func(format string, args ...any)
+	MaxBody int64                            // request body limit in bytes; 0 means 1 MiB
+	Logf    func(format string, args ...any) // the server's own trouble: panics, accept errors, 500s; nil discards
 
 	MaxHeader     int           // request line plus headers, in bytes; 0 means 64 KiB
 	HeaderTimeout time.Duration // to receive a request's line and headers; 0 means 5 s
@@ -74,6 +76,9 @@ type Server struct {
 	wg      sync.WaitGroup
 
 	closeDone chan struct{} // closed when Close has finished
+
+	snapMu    sync.Mutex
+	snapCache encodedSnapshot // guarded by snapMu
 
 	mu     sync.Mutex
 	conns  map[*conn]struct{} // guarded by mu
@@ -197,7 +202,8 @@ func (s *Server) SetBackend(b Backend) { s.opts.Backend = b }
 func (s *Server) Path() string { return s.opts.Path }
 
 // Serve accepts connections until ctx ends or Close is called, and then closes the server
-// (Close has finished when Serve returns). It returns nil then, or the error that stopped accepting.
+// (Close has finished when Serve returns). Errors of accept are logged and retried with a backoff;
+// it returns an error only when there is no Backend.
 func (s *Server) Serve(ctx context.Context) error {
 	if s.opts.Backend == nil {
 		s.Close()
@@ -213,23 +219,19 @@ func (s *Server) Serve(ctx context.Context) error {
 				s.Close()
 				return nil
 			}
-			// Out of file descriptors and the like: back off like net/http, never spin.
-			var ne net.Error
-			if errors.As(err, &ne) || errors.Is(err, syscall.EMFILE) || errors.Is(err, syscall.ENFILE) || errors.Is(err, syscall.ECONNABORTED) {
-				delay = min(max(2*delay, 5*time.Millisecond), time.Second)
-				s.opts.Logf("api: accept: %v; retrying in %v", err, delay)
-				t := time.NewTimer(delay)
-				select {
-				case <-t.C:
-				case <-s.ctx.Done():
-					t.Stop()
-					s.Close()
-					return nil
-				}
-				continue
+			// Out of file descriptors and the like: back off like net/http, never spin, never
+			// give up (the socket is the only way in).
+			delay = min(max(2*delay, 5*time.Millisecond), time.Second)
+			s.opts.Logf("api: accept: %v; retrying in %v", err, delay)
+			t := time.NewTimer(delay)
+			select {
+			case <-t.C:
+			case <-s.ctx.Done():
+				t.Stop()
+				s.Close()
+				return nil
 			}
-			s.Close()
-			return fmt.Errorf("api: accept: %w", err)
+			continue
 		}
 		delay = 0
 		s.accept(c)
@@ -239,6 +241,9 @@ func (s *Server) Serve(ctx context.Context) error {
 // accept starts serving one connection, or answers 503 when MaxConns are busy.
 func (s *Server) accept(c *net.UnixConn) {
 	sc := &conn{Conn: c}
+	if raw, err := c.SyscallConn(); err == nil {
+		sc.raw = raw
+	}
 	s.mu.Lock()
 	if s.closed {
 		s.mu.Unlock()
@@ -263,7 +268,7 @@ func (s *Server) accept(c *net.UnixConn) {
 	go func() {
 		defer func() { <-s.sem }()
 		defer s.done(sc)
-		s.serveConn(sc, s.peerAllowed(c))
+		s.serveConn(sc, s.peerAllowed(sc))
 	}()
 }
 
@@ -276,8 +281,8 @@ func (s *Server) done(sc *conn) {
 }
 
 // peerAllowed reads the peer's uid (SO_PEERCRED) and checks it.
-func (s *Server) peerAllowed(c *net.UnixConn) bool {
-	uid, err := peerUID(c)
+func (s *Server) peerAllowed(sc *conn) bool {
+	uid, err := peerUID(sc.raw)
 	if err != nil {
 		s.opts.Logf("api: cannot read the peer's credentials: %v", err)
 		return false
@@ -285,10 +290,9 @@ func (s *Server) peerAllowed(c *net.UnixConn) bool {
 	return allowed(uid, s.selfUID, s.opts.AllowUIDs)
 }
 
-func peerUID(c *net.UnixConn) (int, error) {
-	raw, err := c.SyscallConn()
-	if err != nil {
-		return 0, err
+func peerUID(raw syscall.RawConn) (int, error) {
+	if raw == nil {
+		return 0, errors.New("not a socket")
 	}
 	var cred *unix.Ucred
 	var serr error
@@ -352,6 +356,7 @@ func (s *Server) Close() error {
 // can wake a reader for good.
 type conn struct {
 	net.Conn
+	raw      syscall.RawConn // for send; nil in tests' fake connections
 	mu       sync.Mutex
 	shutting bool // guarded by mu
 }
@@ -365,6 +370,49 @@ func (c *conn) setReadDeadline(t time.Time) {
 		t = time.Unix(1, 0)
 	}
 	c.Conn.SetReadDeadline(t)
+}
+
+// send writes bufs whole, honouring the write deadline. It sends with MSG_NOSIGNAL: gaffer
+// Notifies SIGPIPE (its meaning is "gaffer's own stdout broke"), and a plain write to a client that
+// has gone would deliver one to gaffer for every such client.
+func (c *conn) send(bufs [][]byte) error {
+	if c.raw == nil {
+		nb := net.Buffers(bufs)
+		_, err := nb.WriteTo(c.Conn)
+		return err
+	}
+	var serr error
+	err := c.raw.Write(func(fd uintptr) bool {
+		for len(bufs) > 0 {
+			n, err := unix.SendmsgBuffers(int(fd), bufs, nil, nil, unix.MSG_NOSIGNAL)
+			switch err {
+			case nil:
+			case unix.EINTR:
+				continue
+			case unix.EAGAIN:
+				return false // wait until writable, or the deadline
+			default:
+				serr = err
+				return true
+			}
+			for n > 0 && len(bufs) > 0 {
+				m := min(n, len(bufs[0]))
+				bufs[0] = bufs[0][m:]
+				n -= m
+				if len(bufs[0]) == 0 {
+					bufs = bufs[1:]
+				}
+			}
+			for len(bufs) > 0 && len(bufs[0]) == 0 {
+				bufs = bufs[1:]
+			}
+		}
+		return true
+	})
+	if err != nil {
+		return err
+	}
+	return serr
 }
 
 func (c *conn) shutdown() {

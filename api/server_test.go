@@ -463,3 +463,77 @@ func TestListenErrors(t *testing.T) {
 		t.Errorf("long path: %v", err)
 	}
 }
+
+func TestCloseIsQuick(t *testing.T) {
+	b := newFakeBackend(2)
+	path := socketPath(t)
+	s, err := Listen(Options{Path: path, Group: -1, Backend: b, Stats: fakeStats})
+	if err != nil {
+		t.Fatal(err)
+	}
+	served := make(chan error, 1)
+	go func() { served <- s.Serve(context.Background()) }()
+	// An idle kept-alive connection, one half-sent request, and a stream.
+	idle, _ := net.Dial("unix", path)
+	defer idle.Close()
+	io.WriteString(idle, "GET /v1/info HTTP/1.1\r\nHost: x\r\n\r\n")
+	readRawResponse(t, bufio.NewReader(idle))
+	half, _ := net.Dial("unix", path)
+	defer half.Close()
+	io.WriteString(half, "GET /v1/inf")
+	watch, _ := net.Dial("unix", path)
+	defer watch.Close()
+	io.WriteString(watch, "GET /v1/stats?watch=1 HTTP/1.1\r\nHost: x\r\n\r\n")
+	waitFor(t, "three connections", func() bool {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		return len(s.conns) == 3
+	})
+	start := time.Now()
+	s.Close()
+	if d := time.Since(start); d >= closeGrace {
+		t.Errorf("Close took %v", d)
+	}
+	if err := <-served; err != nil {
+		t.Errorf("Serve: %v", err)
+	}
+	for _, c := range []net.Conn{idle, half, watch} {
+		c.SetDeadline(time.Now().Add(5 * time.Second))
+		if _, err := io.ReadAll(c); err != nil {
+			t.Errorf("after Close: %v", err)
+		}
+	}
+}
+
+func TestConcurrentStdinWrites(t *testing.T) {
+	b := newFakeBackend(2)
+	s := startServer(t, b, nil)
+	c := Client{Path: s.Path(), Timeout: 5 * time.Second}
+	const writers = 8
+	errs := make(chan error, writers)
+	for i := range writers {
+		go func() {
+			body := []byte(strings.Repeat(fmt.Sprintf("writer %d\n", i), 5000))
+			code, _, err := c.Do(context.Background(), "POST", "/v1/processes/web/stdin", body)
+			if err == nil && code != 200 {
+				err = fmt.Errorf("status %d", code)
+			}
+			errs <- err
+		}()
+	}
+	for range writers {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+	stdin, _ := b.writes()
+	if len(stdin) != writers {
+		t.Fatalf("%d writes, want %d", len(stdin), writers)
+	}
+	for _, w := range stdin {
+		first, _, _ := strings.Cut(string(w), "\n")
+		if string(w) != strings.Repeat(first+"\n", 5000) {
+			t.Errorf("a write mixes writers: %.40q...", w)
+		}
+	}
+}

@@ -112,7 +112,7 @@ func (a *runAPI) Signal(name string, sig syscall.Signal, group bool) error {
 		if group {
 			target = -target
 		}
-		err = unix.Kill(target, sig)
+		err = killErr(unix.Kill(target, sig))
 	}); e != nil {
 		return e
 	}

@@ -151,9 +151,9 @@ func (s *supervisor) Signal(name string, sig syscall.Signal, group bool) error {
 			return fmt.Errorf("%s is not running: %w", in.name, api.ErrConflict)
 		}
 		if group {
-			return unix.Kill(-in.proc.Pid, sig)
+			return killErr(unix.Kill(-in.proc.Pid, sig))
 		}
-		return in.proc.Signal(sig)
+		return killErr(in.proc.Signal(sig))
 	})
 	return err
 }
@@ -415,6 +415,14 @@ func (s *supervisor) emit(kind string, in *instance, code int, detail string) {
 		e.Code = &code
 	}
 	s.bus.emit(e)
+}
+
+// killErr turns the failure to signal a process that just went away into a conflict.
+func killErr(err error) error {
+	if errors.Is(err, unix.ESRCH) || errors.Is(err, os.ErrProcessDone) {
+		return fmt.Errorf("the process has exited: %w", api.ErrConflict)
+	}
+	return err
 }
 
 // instanceName is the name of instance k of p: p's name alone when it runs one instance.
