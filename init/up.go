@@ -131,9 +131,6 @@ type supervisor struct {
 	exited    chan struct{} // closed when Up returns
 	startedAt time.Time
 	bus       eventBus
-	// Serve, when set, starts the API for the supervisor once the processes are started and
-	// returns the function that stops it.
-	serve func(api.Backend) func()
 }
 
 // Up runs every configured process, supervises them by their policies, relays their output and,
