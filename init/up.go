@@ -75,13 +75,15 @@ type instance struct {
 	stopping bool // gaffer asked it to stop (shutdown or readiness timeout)
 	killed   bool // stop timeout ran out and it got SIGKILL
 	cancel   context.CancelFunc
-	stdin    *os.File   // gaffer's end of its stdin pipe (redirect_input)
-	streams  []*os.File // gaffer's ends of custom streams
-	readers  []output   // streams being relayed, for bounding the drain
-	held     bool       // stopped over the API: no restart, no on_end, until started again
-	removing bool       // scaled away: removed once it exited
-	writeMu  sync.Mutex // one stdin or stream write at a time
-	logs     *logRing
+	stdin    *os.File // gaffer's end of its stdin pipe (redirect_input)
+	// stdinShared: stdin is the pty master, which its relay owns and closes.
+	stdinShared bool
+	streams     []*os.File // gaffer's ends of custom streams
+	readers     []output   // streams being relayed, for bounding the drain
+	held        bool       // stopped over the API: no restart, no on_end, until started again
+	removing    bool       // scaled away: removed once it exited
+	writeMu     sync.Mutex // one stdin or stream write at a time
+	logs        *logRing
 }
 
 // output is one stream of a process that gaffer relays: stdout ("out"), stderr ("err"), or a
@@ -141,7 +143,6 @@ func Up(ctx context.Context, cfg UpConfig) (int, error) {
 		cfg: cfg, r: reaper.New(), isInit: reaper.IsPID1(), events: make(chan event, 1024), debugf: debugf, warnf: warnf,
 		calls: make(chan func()), exited: make(chan struct{}), startedAt: time.Now(),
 	}
-	defer close(s.exited)
 	if !s.isInit {
 		if err := reaper.SetSubreaper(); err != nil {
 			warnf("not PID 1 and %v: orphans will not be reaped by gaffer", err)
@@ -174,6 +175,9 @@ func Up(ctx context.Context, cfg UpConfig) (int, error) {
 	if cfg.Serve != nil {
 		defer cfg.Serve(s)()
 	}
+	// Deferred after the API's stop so that it runs first: API calls waiting on the loop fail
+	// at once instead of keeping the server's Close waiting.
+	defer close(s.exited)
 	s.checkDone()
 	ctxDone := ctx.Done()
 	for {
@@ -333,6 +337,11 @@ func (s *supervisor) start(in *instance) {
 		}
 	}
 	if err != nil {
+		// No relay owns the pipes of a child that never ran.
+		for _, o := range in.readers {
+			_ = o.f.Close()
+		}
+		in.readers = nil
 		s.closeStreams(in)
 		code := spawn.CodeNotExecutable
 		var se *spawn.StartError
@@ -436,6 +445,10 @@ func (s *supervisor) spec(in *instance) (spawn.Spec, []*os.File, error) {
 		for _, f := range closeAfter {
 			_ = f.Close()
 		}
+		for _, o := range in.readers {
+			_ = o.f.Close()
+		}
+		in.readers = nil
 		s.closeStreams(in)
 		return spec, nil, err
 	}
@@ -448,6 +461,9 @@ func (s *supervisor) spec(in *instance) (spawn.Spec, []*os.File, error) {
 		spec.Stdin, spec.Stdout, spec.Stderr, spec.Session = slave, slave, slave, true
 		// The relay owns the master and closes it; stdin writes share it.
 		in.readers = append(in.readers, output{f: master, stream: "out"})
+		if p.RedirectInput {
+			in.stdin, in.stdinShared = master, true
+		}
 	} else {
 		spec.Stdout, spec.Stderr = os.Stdout, os.Stderr
 		for i, name := range []string{"out", "err"} {
@@ -494,10 +510,10 @@ func (s *supervisor) spec(in *instance) (spawn.Spec, []*os.File, error) {
 
 // closeStreams closes gaffer's ends of in's stdin and custom streams.
 func (s *supervisor) closeStreams(in *instance) {
-	if in.stdin != nil {
+	if in.stdin != nil && !in.stdinShared {
 		_ = in.stdin.Close()
-		in.stdin = nil
 	}
+	in.stdin, in.stdinShared = nil, false
 	in.streams = nil
 }
 
