@@ -127,6 +127,7 @@ type supervisor struct {
 	failure  int  // code of the last failure, 0 if none
 	unclean  bool // a process did not stop cleanly on its stop signal
 	rest     *loop
+	levels   map[string]int // dependency depth of each configured process
 	relays   sync.WaitGroup // output being copied; waited for before gaffer exits
 
 	calls     chan func()   // API work, run on the loop
@@ -206,6 +207,7 @@ func Up(ctx context.Context, cfg UpConfig) (int, error) {
 func (s *supervisor) build() {
 	procs := s.cfg.Config.Processes
 	levels := map[string]int{}
+	s.levels = levels
 	var level func(name string, depth int) int
 	byName := map[string]*config.Process{}
 	for i := range procs {

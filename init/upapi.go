@@ -313,35 +313,42 @@ func (s *supervisor) Scale(ctx context.Context, name string, n int) error {
 	return err
 }
 
-// scale runs on the loop. New instances take the next numbers and start at once (their
-// process's dependencies were met when it first started); the highest-numbered ones go first.
+// scale runs on the loop. New instances take the next numbers and start once their process's
+// dependencies are satisfied, like the first ones; the highest-numbered ones go first. A process
+// scaled to 0 keeps its configuration and can be scaled up again.
 func (s *supervisor) scale(name string, n int) error {
 	if s.stopping {
 		return fmt.Errorf("gaffer is stopping: %w", api.ErrUnavailable)
 	}
+	var cfg *config.Process
+	for i := range s.cfg.Config.Processes {
+		if s.cfg.Config.Processes[i].Name == name {
+			cfg = &s.cfg.Config.Processes[i]
+		}
+	}
+	if cfg == nil {
+		return fmt.Errorf("no process %q: %w", name, api.ErrNotFound)
+	}
 	var live []*instance
-	last := -1
+	last := -1 // where new instances go: after the group's last, else at the end
 	for i, in := range s.insts {
-		if in.cfg.Name == name {
+		if in.cfg == cfg {
 			last = i
 			if !in.removing {
 				live = append(live, in)
 			}
 		}
 	}
-	if last < 0 {
-		return fmt.Errorf("no process %q: %w", name, api.ErrNotFound)
-	}
-	cfg := s.insts[last].cfg
 	if n == len(live) {
 		return fmt.Errorf("%s already has %d instances: %w", name, n, api.ErrConflict)
 	}
+	if last < 0 {
+		last = len(s.insts) - 1
+	}
 	for k := len(live) + 1; k <= n; k++ {
-		in := s.newInstance(cfg, k, s.insts[last].level)
+		in := s.newInstance(cfg, k, s.levels[cfg.Name])
 		s.insts = slices.Insert(s.insts, last+1, in)
 		last++
-		s.setWidth()
-		s.start(in)
 	}
 	for _, in := range live[min(n, len(live)):] {
 		in.removing, in.held = true, true
@@ -353,6 +360,7 @@ func (s *supervisor) scale(name string, n int) error {
 	}
 	cfg.NumProcesses = n
 	s.setWidth()
+	s.startReady()
 	return nil
 }
 
