@@ -36,11 +36,12 @@ type socketPlan struct {
 // for no socket.
 func planSocket(c *cli.Context, s *config.Settings, isInit, up bool) (*socketPlan, error) {
 	p := &socketPlan{opts: api.Options{Mode: 0o600, Group: -1, Version: version, Stats: stats.NewCollector(stats.Options{}).Snapshot}}
+	from := "--socket"
 	switch {
 	case c.IsSet("socket"):
 		p.opts.Path, p.explicit = c.String("socket"), true
 	case s != nil && s.SocketSet:
-		p.opts.Path, p.explicit = s.Socket, true
+		p.opts.Path, p.explicit, from = s.Socket, true, "settings.socket"
 	case isInit || up:
 		p.opts.Path = defaultSocket
 	}
@@ -74,7 +75,7 @@ func planSocket(c *cli.Context, s *config.Settings, isInit, up bool) (*socketPla
 	if p.explicit {
 		srv, err := api.Listen(p.opts)
 		if err != nil {
-			return nil, usagef("--socket %s: %v", p.opts.Path, err)
+			return nil, usagef("%s %s: %v", from, p.opts.Path, err)
 		}
 		p.srv = srv
 	}

@@ -95,12 +95,22 @@ func (r *logRing) tail(ctx context.Context, stream string, n int, follow bool) (
 		for i, x := range r.subs {
 			if x == s {
 				r.subs = append(r.subs[:i], r.subs[i+1:]...)
+				close(s.ch) // unless close already did
 				break
 			}
 		}
-		close(s.ch)
 	}()
 	return out, s.ch
+}
+
+// close ends every follower: the process is gone for good (scaled away).
+func (r *logRing) close() {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for _, s := range r.subs {
+		close(s.ch)
+	}
+	r.subs = nil
 }
 
 func eachLine(c logChunk, fn func(api.LogLine)) {

@@ -46,7 +46,7 @@ func (a *runAPI) do(f func()) error {
 }
 
 func (a *runAPI) view() api.Process {
-	p := api.Process{Name: mainName, Group: mainName, Instance: 1, Pid: a.pid, State: stateRunning, StartedAt: a.startedAt, Ready: true}
+	p := api.Process{Name: mainName, Group: mainName, Instance: 1, Pid: a.pid, State: stateRunning, StartedAt: a.startedAt, Ready: true, Streams: []string{}}
 	_ = a.do(func() {
 		if a.l.code >= 0 {
 			code := a.l.code

@@ -694,6 +694,7 @@ func (s *supervisor) onExit(in *instance, code int) {
 	s.out.Event("%s exited with code %d%s", in.name, code, describeCode(code))
 
 	if in.removing {
+		in.logs.close()
 		s.insts = slices.DeleteFunc(s.insts, func(x *instance) bool { return x == in })
 		s.setWidth()
 		s.out.Event("%s removed", in.name)

@@ -194,7 +194,28 @@ func (s *supervisor) Start(ctx context.Context, name string, wait bool) error {
 	if err != nil || !wait {
 		return err
 	}
-	return s.waitFor(ctx, name, func(in *instance) bool { return s.isReady(in) || in.proc == nil && in.state != stateStarting })
+	// Without a probe, ready means it stayed up startHold, as with supervisord's startsecs.
+	err = s.waitFor(ctx, name, func(in *instance) bool {
+		if in.proc == nil {
+			return in.state != stateStarting
+		}
+		return in.state == stateReady || in.state == stateRunning && time.Since(in.started) >= startHold
+	})
+	if errors.Is(err, context.DeadlineExceeded) {
+		return fmt.Errorf("%s not ready in time: %w", name, err)
+	}
+	if err != nil {
+		return err
+	}
+	// It may have ended at once (a bad command, a crash): say so rather than report success.
+	_ = s.do(func() {
+		for _, in := range s.find(name) {
+			if !s.isReady(in) {
+				err = errors.Join(err, fmt.Errorf("%s did not stay up: it is %s (exit code %d): %w", in.name, in.state, in.code, api.ErrConflict))
+			}
+		}
+	})
+	return err
 }
 
 // Stop implements api.Backend: the process gets its stop signal and stays stopped (held) until
@@ -295,11 +316,24 @@ func (s *supervisor) write(name, label string, data []byte) error {
 	}
 	mu.Lock()
 	defer mu.Unlock()
+	// A process that does not read must not hold the request, and the writers queued behind
+	// it, for ever.
+	_ = f.SetWriteDeadline(time.Now().Add(writeTimeout))
+	defer f.SetWriteDeadline(time.Time{})
 	if _, err := f.Write(data); err != nil {
+		if errors.Is(err, os.ErrDeadlineExceeded) {
+			return fmt.Errorf("%s did not read its input within %v: %w", name, writeTimeout, api.ErrConflict)
+		}
 		return fmt.Errorf("write to %s: %v: %w", name, err, api.ErrConflict)
 	}
 	return nil
 }
+
+// startHold is how long a process without a readiness probe must stay up for `start ?wait=1`.
+const startHold = time.Second
+
+// writeTimeout bounds one stdin or stream write.
+const writeTimeout = 10 * time.Second
 
 // Scale implements api.Backend: more instances start at once, extra ones are stopped and removed.
 func (s *supervisor) Scale(ctx context.Context, name string, n int) error {
@@ -356,6 +390,7 @@ func (s *supervisor) scale(name string, n int) error {
 			s.stop(in)
 			continue
 		}
+		in.logs.close()
 		s.insts = slices.DeleteFunc(s.insts, func(x *instance) bool { return x == in })
 	}
 	cfg.NumProcesses = n

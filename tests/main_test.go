@@ -16,6 +16,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"gaffer/reaper"
 )
 
 // Paths of the binaries built once for the whole package.
@@ -134,9 +136,20 @@ func startGaffer(t *testing.T, o startOpts, args ...string) *gafferRun {
 	t.Cleanup(func() {
 		select {
 		case <-g.done:
+			return
 		default:
-			_ = cmd.Process.Kill()
-			<-g.done
+		}
+		// Outside a PID namespace gaffer's children outlive a SIGKILL of gaffer and hold its
+		// stdout: kill the whole tree, or the wait for stdout to close never ends.
+		tree, _ := reaper.Descendants(cmd.Process.Pid)
+		_ = cmd.Process.Kill()
+		for _, p := range tree {
+			_ = syscall.Kill(p, syscall.SIGKILL)
+		}
+		select {
+		case <-g.done:
+		case <-time.After(30 * time.Second):
+			t.Errorf("gaffer's stdout still open 30s after killing its tree")
 		}
 	})
 	return g
