@@ -77,7 +77,8 @@ func NewCollector(opts Options) *Collector {
 
 // Snapshot measures every process in pids (name -> pid of a running process) with all its
 // descendants, and gaffer itself. A pid that is gone is left out. The result may come from the
-// cache (see Options.TTL) or, when the collection takes longer than Options.Timeout, be the last
+// cache (see Options.TTL; for one more TTL after it expired, the last result is served while a
+// single refresh runs) or, when the collection takes longer than Options.Timeout, be the last
 // one taken; Snapshot.Time tells its age. The returned Processes slice is shared with other
 // callers: treat it as read-only.
 func (c *Collector) Snapshot(ctx context.Context, pids map[string]int) (Snapshot, error) {
@@ -90,6 +91,16 @@ func (c *Collector) Snapshot(ctx context.Context, pids map[string]int) (Snapshot
 	for {
 		c.mu.Lock()
 		if c.fresh(pids) {
+			snap := c.last.snap
+			c.mu.Unlock()
+			return snap, nil
+		}
+		if c.recent(pids) {
+			// Just expired: answer with it while one refresh runs, so that callers never all
+			// wait for a collection (the latency spikes of a plain cache).
+			if c.inflight == nil {
+				c.start(pids)
+			}
 			snap := c.last.snap
 			c.mu.Unlock()
 			return snap, nil
@@ -124,6 +135,15 @@ func (c *Collector) fresh(pids map[string]int) bool {
 		return false
 	}
 	return c.now().Sub(c.last.snap.Time) < c.ttl && maps.Equal(c.last.pids, pids)
+}
+
+// recent reports whether the last collection for the same pids expired less than a TTL ago, so
+// that it may still be served while a new one is taken. Called with mu held.
+func (c *Collector) recent(pids map[string]int) bool {
+	if c.last == nil || c.ttl <= 0 {
+		return false
+	}
+	return c.now().Sub(c.last.snap.Time) < 2*c.ttl && maps.Equal(c.last.pids, pids)
 }
 
 // stale returns the last Snapshot when there is one, or else an error made from why the new one

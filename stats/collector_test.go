@@ -226,11 +226,27 @@ func TestSnapshotTTL(t *testing.T) {
 		t.Fatalf("within the TTL: Time %v (want %v), %d collections", again.Time, first.Time, c.count())
 	}
 	clock.advance(time.Millisecond)
-	if later := snapshot(t, c, pids); !later.Time.After(first.Time) || c.count() != 2 {
-		t.Fatalf("after the TTL: Time %v (want after %v), %d collections", later.Time, first.Time, c.count())
+	// Just expired: the last one answers at once while a single refresh runs.
+	if stale := snapshot(t, c, pids); !stale.Time.Equal(first.Time) || c.count() != 2 {
+		t.Fatalf("just after the TTL: Time %v (want the last %v), %d collections", stale.Time, first.Time, c.count())
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for !snapshot(t, c, pids).Time.After(first.Time) {
+		if time.Now().After(deadline) {
+			t.Fatal("the refresh never replaced the expired snapshot")
+		}
+		time.Sleep(time.Millisecond)
+	}
+	if c.count() != 2 {
+		t.Fatalf("%d collections, want 2: callers during the refresh must share it", c.count())
+	}
+	// Long expired: the caller waits for a fresh one.
+	clock.advance(3 * time.Second)
+	if later := snapshot(t, c, pids); !later.Time.Equal(clock.Now()) || c.count() != 3 {
+		t.Fatalf("long after the TTL: Time %v (want %v), %d collections", later.Time, clock.Now(), c.count())
 	}
 	// Other pids never get a cached answer for the old ones.
-	if other := snapshot(t, c, map[string]int{}); len(other.Processes) != 0 || c.count() != 3 {
+	if other := snapshot(t, c, map[string]int{}); len(other.Processes) != 0 || c.count() != 4 {
 		t.Fatalf("other pids: %+v, %d collections", other.Processes, c.count())
 	}
 }
