@@ -35,7 +35,7 @@ type socketPlan struct {
 // default path when gaffer is PID 1 or runs `gaffer up`; "" anywhere turns it off. It returns nil
 // for no socket.
 func planSocket(c *cli.Context, s *config.Settings, isInit, up bool) (*socketPlan, error) {
-	p := &socketPlan{opts: api.Options{Mode: 0o600, Group: -1, Version: version, Stats: stats.NewCollector(stats.Options{}).Snapshot}}
+	p := &socketPlan{opts: api.Options{Mode: 0o600, Group: -1, Version: version}}
 	from := "--socket"
 	switch {
 	case c.IsSet("socket"):
@@ -48,6 +48,7 @@ func planSocket(c *cli.Context, s *config.Settings, isInit, up bool) (*socketPla
 	if p.opts.Path == "" {
 		return nil, nil
 	}
+	p.opts.Stats = stats.NewCollector(stats.Options{}).Snapshot
 	if s != nil {
 		p.opts.Mode, p.opts.Group, p.opts.AllowUIDs = s.SocketMode, s.SocketGID, s.SocketAllowUIDs
 	}
