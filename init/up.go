@@ -395,8 +395,9 @@ func (s *supervisor) relay(in *instance, o output) {
 	s.relays.Add(1)
 	go func() {
 		defer s.relays.Done()
+		defer s.survive("relay of " + name)
+		defer o.f.Close()
 		_ = dst.Copy(o.f, src)
-		_ = o.f.Close()
 	}()
 }
 
@@ -519,8 +520,17 @@ func (s *supervisor) closeStreams(in *instance) {
 	in.streams = nil
 }
 
+// survive keeps a panic in one of the supervisor's goroutines from ending PID 1, and the container
+// with it: the goroutine's work is lost, gaffer goes on. Deferred first thing in each.
+func (s *supervisor) survive(what string) {
+	if r := recover(); r != nil {
+		s.warnf("internal error in %s: %v", what, r)
+	}
+}
+
 // probe polls in's readiness until it succeeds, the process goes, or ready_timeout passes.
 func (s *supervisor) probe(ctx context.Context, in *instance, gen int) {
+	defer s.survive("readiness probe of " + in.name)
 	p := in.cfg.Ready
 	deadline := time.Now().Add(in.cfg.ReadyTimeout)
 	interval := 50 * time.Millisecond
