@@ -89,19 +89,12 @@ func Run(ctx context.Context, cfg Config) (int, error) {
 
 	l := &loop{cfg: cfg, r: r, isInit: isInit, child: child, debugf: debugf, warnf: warnf, code: -1}
 	if cfg.Serve != nil {
-		a := &runAPI{l: l, calls: make(chan func()), exited: make(chan struct{}), startedAt: time.Now(), pid: child.Pid, argv: cfg.Child.Argv}
+		a := &runAPI{loopCalls: newLoopCalls(), l: l, startedAt: time.Now(), pid: child.Pid, argv: cfg.Child.Argv}
 		l.calls, l.bus = a.calls, &a.bus
 		defer cfg.Serve(a)()
 		defer close(a.exited)
 	}
-	if cfg.NotifyLate != nil {
-		done := make(chan struct{})
-		go func() {
-			cfg.NotifyLate()
-			close(done)
-		}()
-		l.allSignals = done
-	}
+	l.allSignals = notifyLate(cfg.NotifyLate)
 	return l.run(ctx), nil
 }
 

@@ -8,7 +8,6 @@ import (
 	"time"
 
 	"gaffer/api"
-	"gaffer/signals"
 
 	"golang.org/x/sys/unix"
 )
@@ -17,9 +16,8 @@ import (
 // and stdin are gaffer's own (nothing is captured on that path), so logs, stdin and streams are
 // not available, and it cannot be started, restarted or scaled: its end is gaffer's end.
 type runAPI struct {
+	loopCalls
 	l         *loop
-	calls     chan func()
-	exited    chan struct{}
 	startedAt time.Time
 	bus       eventBus
 	pid       int
@@ -30,30 +28,13 @@ const mainName = "main"
 
 var errRunMode = fmt.Errorf("not available in gaffer -- mode (use gaffer up): %w", api.ErrConflict)
 
-func (a *runAPI) do(f func()) error {
-	done := make(chan struct{})
-	select {
-	case a.calls <- func() { f(); close(done) }:
-	case <-a.exited:
-		return fmt.Errorf("gaffer is exiting: %w", api.ErrUnavailable)
-	}
-	select {
-	case <-done:
-		return nil
-	case <-a.exited:
-		return fmt.Errorf("gaffer is exiting: %w", api.ErrUnavailable)
-	}
-}
-
 func (a *runAPI) view() api.Process {
 	p := api.Process{Name: mainName, Group: mainName, Instance: 1, Pid: a.pid, State: stateRunning, StartedAt: a.startedAt, Ready: true, Streams: []string{}}
 	_ = a.do(func() {
 		if a.l.code >= 0 {
 			code := a.l.code
 			p.ExitCode, p.Pid, p.State, p.Ready = &code, 0, stateExited, false
-			if code > 128 && code <= 128+signals.Max {
-				p.ExitSignal = signals.Name(syscall.Signal(code - 128))
-			}
+			p.ExitSignal = exitSignal(code)
 		}
 	})
 	if p.Pid != 0 {

@@ -130,8 +130,7 @@ type supervisor struct {
 	levels   map[string]int // dependency depth of each configured process
 	relays   sync.WaitGroup // output being copied; waited for before gaffer exits
 
-	calls     chan func()   // API work, run on the loop
-	exited    chan struct{} // closed when Up returns
+	loopCalls // API work, run on the loop; exited is closed when Up returns
 	startedAt time.Time
 	bus       eventBus
 }
@@ -142,7 +141,7 @@ func Up(ctx context.Context, cfg UpConfig) (int, error) {
 	debugf, warnf := orSilent(cfg.Debugf), orSilent(cfg.Warnf)
 	s := &supervisor{
 		cfg: cfg, r: reaper.New(), isInit: reaper.IsPID1(), events: make(chan event, 1024), debugf: debugf, warnf: warnf,
-		calls: make(chan func()), exited: make(chan struct{}), startedAt: time.Now(),
+		loopCalls: newLoopCalls(), startedAt: time.Now(),
 	}
 	if !s.isInit {
 		if err := reaper.SetSubreaper(); err != nil {
@@ -165,14 +164,7 @@ func Up(ctx context.Context, cfg UpConfig) (int, error) {
 		debugf("chdir /: %v", err)
 	}
 	s.startReady()
-	var allSignals chan struct{}
-	if cfg.NotifyLate != nil {
-		allSignals = make(chan struct{})
-		go func() {
-			cfg.NotifyLate()
-			close(allSignals)
-		}()
-	}
+	allSignals := notifyLate(cfg.NotifyLate)
 	if cfg.Serve != nil {
 		defer cfg.Serve(s)()
 	}
@@ -896,8 +888,8 @@ func (s *supervisor) finish(ctx context.Context) int {
 
 // describeCode explains an exit code that stands for a signal.
 func describeCode(code int) string {
-	if code > 128 && code < 128+65 {
-		return " (SIG" + signals.Name(syscall.Signal(code-128)) + ")"
+	if sig := exitSignal(code); sig != "" {
+		return " (SIG" + sig + ")"
 	}
 	return ""
 }

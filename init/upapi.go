@@ -13,34 +13,9 @@ import (
 
 	"gaffer/api"
 	"gaffer/config"
-	"gaffer/signals"
 
 	"golang.org/x/sys/unix"
 )
-
-// call runs f on the supervisor's loop, which owns every instance, and waits for it. It fails when
-// the loop is gone or ctx ends first.
-func (s *supervisor) call(ctx context.Context, f func()) error {
-	done := make(chan struct{})
-	select {
-	case s.calls <- func() { f(); close(done) }:
-	case <-s.exited:
-		return fmt.Errorf("gaffer is exiting: %w", api.ErrUnavailable)
-	case <-ctx.Done():
-		return ctx.Err()
-	}
-	select {
-	case <-done:
-		return nil
-	case <-s.exited:
-		return fmt.Errorf("gaffer is exiting: %w", api.ErrUnavailable)
-	case <-ctx.Done():
-		return ctx.Err()
-	}
-}
-
-// do is call without a caller's deadline: the loop answers at once unless it is gone.
-func (s *supervisor) do(f func()) error { return s.call(context.Background(), f) }
 
 // find returns the instances a name means: one instance by its name, or every instance of a
 // configured process by the process's name. Only the loop calls it.
@@ -69,9 +44,7 @@ func (s *supervisor) view(in *instance) api.Process {
 	if in.code >= 0 {
 		code := in.code
 		p.ExitCode = &code
-		if code > 128 && code <= 128+signals.Max {
-			p.ExitSignal = signals.Name(syscall.Signal(code - 128))
-		}
+		p.ExitSignal = exitSignal(code)
 	}
 	for i, label := range in.cfg.RedirectOutput {
 		if i < 2 && !(in.cfg.TTY && i == 1) {
