@@ -80,6 +80,13 @@ const (
 	DefaultReadyTimeout  = 60 * time.Second
 )
 
+// Ceilings on instances, refused by Load (so by gaffer check and gaffer up) with FILE:LINE, and by
+// the API's scale route: a typo such as numprocesses = 1000000 must not fork a million children.
+const (
+	MaxInstances      = 1024 // numprocesses of one process
+	MaxTotalInstances = 4096 // the sum of numprocesses over the whole file
+)
+
 // Values of Process.Restart.
 const (
 	RestartAlways    = "always"
