@@ -17,6 +17,7 @@ import (
 
 	pid1 "gaffer/init"
 	"gaffer/reaper"
+	"gaffer/relay"
 	"gaffer/signals"
 	"gaffer/spawn"
 
@@ -95,7 +96,10 @@ func normalizeArgs(in []string) []string {
 }
 
 func runCLI(args []string, sigs signalSetup, stderr io.Writer) int {
-	app := newApp(sigs, stderr)
+	d := newDiag(stderr)
+	// gaffer's own lines wait for a stuck stderr only this long at exit (DESIGN rule 10).
+	defer d.Flush(diagFlush)
+	app := newApp(sigs, d)
 	err := app.Run(args)
 	if err == nil {
 		return 0
@@ -103,12 +107,28 @@ func runCLI(args []string, sigs signalSetup, stderr io.Writer) int {
 	var ec exitCode
 	if errors.As(err, &ec) {
 		if ec.err != nil {
-			fmt.Fprintf(stderr, "gaffer: %v\n", ec.err)
+			fmt.Fprintf(d, "gaffer: %v\n", ec.err)
 		}
 		return ec.code
 	}
-	fmt.Fprintf(stderr, "gaffer: %v\n", err)
+	fmt.Fprintf(d, "gaffer: %v\n", err)
 	return 2
+}
+
+// diagFlush bounds how long gaffer waits at exit for its own last lines to reach stderr.
+const diagFlush = 500 * time.Millisecond
+
+// diag is gaffer's own stderr: each Write is queued whole as lines and written by another
+// goroutine, so that a stderr nobody reads never blocks the loop that reaps (DESIGN rule 10).
+// What cannot be queued is dropped and counted.
+type diag struct{ *relay.Writer }
+
+func newDiag(w io.Writer) diag { return diag{relay.NewWriter(w, relay.Options{Format: relay.Raw})} }
+
+// Write queues p as lines; it never blocks for long.
+func (d diag) Write(p []byte) (int, error) {
+	d.Event("%s", strings.TrimSuffix(string(p), "\n"))
+	return len(p), nil
 }
 
 func newApp(sigs signalSetup, stderr io.Writer) *cli.App {

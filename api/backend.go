@@ -29,6 +29,9 @@ type Info struct {
 	ZombiesReaped uint64         `json:"zombies_reaped"` // orphans reaped that no one had started
 	Reaped        uint64         `json:"reaped"`         // every child reaped
 	Processes     map[string]int `json:"processes"`      // count per state, and "total"
+	// OutputDroppedBytes counts relayed output and event bytes that could not be written, because
+	// gaffer's stdout or stderr was blocked (at exit) or closed.
+	OutputDroppedBytes int64 `json:"output_dropped_bytes"`
 }
 
 // Process is one entry of GET /v1/processes.

@@ -40,6 +40,8 @@ func WriteMetrics(w io.Writer, info Info, procs []Process, snap stats.Snapshot) 
 	b = metricSample(b, "gaffer_reaped_total", float64(info.Reaped))
 	b = metricFamily(b, "gaffer_zombies_reaped_total", "counter", "Orphans gaffer reaped that it had not started.")
 	b = metricSample(b, "gaffer_zombies_reaped_total", float64(info.ZombiesReaped))
+	b = metricFamily(b, "gaffer_output_dropped_bytes_total", "counter", "Bytes of relayed output and events gaffer could not write: its stdout or stderr was blocked or closed.")
+	b = metricSample(b, "gaffer_output_dropped_bytes_total", float64(info.OutputDroppedBytes))
 	if states := slices.Sorted(maps.Keys(info.Processes)); len(states) > 0 {
 		b = metricFamily(b, "gaffer_processes", "gauge", "Processes by state.")
 		for _, state := range states {

@@ -879,11 +879,71 @@ func (s *supervisor) finish(ctx context.Context) int {
 			_ = o.f.SetReadDeadline(deadline)
 		}
 	}
-	s.relays.Wait()
-	// Events never block the loop; the last ones may still be queued behind a slow stdout.
-	s.out.Flush(time.Second)
-	s.errOut.Flush(time.Second)
+	s.awaitOutput()
+	if n := s.out.Dropped() + s.errOut.Dropped(); n > 0 {
+		s.warnf("%d bytes of output dropped: gaffer's stdout or stderr did not take them", n)
+	}
 	return s.code
+}
+
+// outputStall is how long gaffer waits at exit for a stdout or stderr that takes nothing: a pipe
+// nobody reads must not keep the container alive (DESIGN rule 10).
+const outputStall = time.Second
+
+// awaitOutput waits until the relays have written what the processes left and the events are
+// out, while still reaping and answering the API. A destination that makes no progress for
+// outputStall, or a further stop signal, ends the wait: what is left is dropped and counted.
+func (s *supervisor) awaitOutput() {
+	relays := make(chan struct{})
+	go func() {
+		s.relays.Wait()
+		close(relays)
+	}()
+	tick := time.NewTicker(outputStall / 10)
+	defer tick.Stop()
+	since := time.Now()
+	for {
+		select {
+		case <-relays:
+			relays = nil
+		case f := <-s.calls:
+			f()
+		case sig := <-s.cfg.Signals:
+			switch sig := sig.(syscall.Signal); {
+			case sig == unix.SIGCHLD:
+				if _, _, err := s.r.Reap(); err != nil {
+					s.warnf("%v", err)
+				}
+			case signals.Terminating(sig):
+				// Impatient: what has not been written by now is given up.
+				s.out.Abandon()
+				s.errOut.Abandon()
+				return
+			}
+		case <-tick.C:
+		}
+		outBusy, outLast := s.out.Busy()
+		errBusy, errLast := s.errOut.Busy()
+		if relays == nil && !outBusy && !errBusy {
+			return
+		}
+		if (outBusy || errBusy) && time.Since(latest(since, outLast, errLast)) >= outputStall {
+			s.out.Abandon()
+			s.errOut.Abandon()
+			return
+		}
+	}
+}
+
+// latest returns the latest of ts.
+func latest(ts ...time.Time) time.Time {
+	var m time.Time
+	for _, t := range ts {
+		if t.After(m) {
+			m = t
+		}
+	}
+	return m
 }
 
 // describeCode explains an exit code that stands for a signal.

@@ -64,6 +64,7 @@ func (s *supervisor) isReady(in *instance) bool {
 func (s *supervisor) Info() api.Info {
 	info := api.Info{Pid: os.Getpid(), Mode: "up", StartedAt: s.startedAt, UptimeS: time.Since(s.startedAt).Seconds(), Processes: map[string]int{}}
 	info.Reaped, info.ZombiesReaped = s.r.Counts()
+	info.OutputDroppedBytes = s.out.Dropped() + s.errOut.Dropped()
 	_ = s.do(func() {
 		for _, in := range s.insts {
 			info.Processes[in.state]++

@@ -148,10 +148,16 @@ type Writer struct {
 	w   io.Writer // guarded by mu
 	err error     // guarded by mu; the first write error, after which output is discarded
 
+	// Accounting that needs no lock, so that it can be read while a write is stuck.
+	pending   atomic.Int64 // bytes handed to write and not yet written or dropped
+	dropped   atomic.Int64 // bytes that could not be written: write errors, Abandon, full event queue
+	progress  atomic.Int64 // Unix nanoseconds of the last completed write
+	abandoned atomic.Bool  // Abandon was called: every later byte is dropped
+
 	evMu     sync.Mutex
 	events   []byte        // guarded by evMu; formatted event lines not yet written
 	queued   chan struct{} // guarded by evMu; closed once the lines now in events were written
-	dropped  int           // guarded by evMu; events not queued since the queue was full
+	droppedEvents int      // guarded by evMu; events not queued since the queue was full
 	writing  bool          // guarded by evMu; a write of events is under way, maybe blocked
 	flushing chan struct{} // guarded by evMu; set while a goroutine writes events, closed after
 }
@@ -211,8 +217,9 @@ func (w *Writer) Event(format string, args ...any) {
 	s.text(fmt.Sprintf(format, args...))
 
 	w.evMu.Lock()
-	if len(w.events)+len(s.out) > maxEvents {
-		w.dropped++
+	if len(w.events)+len(s.out) > maxEvents || w.abandoned.Load() {
+		w.droppedEvents++
+		w.dropped.Add(int64(len(s.out)))
 		w.evMu.Unlock()
 		return
 	}
@@ -245,6 +252,9 @@ func (w *Writer) Flush(timeout time.Duration) bool {
 	if done == nil {
 		return true
 	}
+	if w.abandoned.Load() {
+		return false
+	}
 	t := time.NewTimer(timeout)
 	defer t.Stop()
 	select {
@@ -260,7 +270,7 @@ func (w *Writer) writeEvents(done chan struct{}) {
 	var buf []byte
 	for {
 		w.evMu.Lock()
-		if len(w.events) == 0 && w.dropped == 0 {
+		if len(w.events) == 0 && (w.droppedEvents == 0 || w.abandoned.Load()) {
 			w.flushing = nil
 			w.evMu.Unlock()
 			close(done)
@@ -270,11 +280,11 @@ func (w *Writer) writeEvents(done chan struct{}) {
 		buf, w.events = w.events, buf[:0]
 		queued := w.queued
 		w.queued = nil
-		if w.dropped > 0 {
+		if w.droppedEvents > 0 {
 			s := w.eventStream()
-			s.text(fmt.Sprintf("%d events dropped: the output was blocked", w.dropped))
+			s.text(fmt.Sprintf("%d events dropped: the output was blocked", w.droppedEvents))
 			buf = append(buf, s.out...)
-			w.dropped = 0
+			w.droppedEvents = 0
 		}
 		w.writing = true
 		w.evMu.Unlock()
@@ -310,16 +320,62 @@ func (s *stream) text(text string) {
 	}
 }
 
-// write writes p, whole lines, under the lock; after a failed write it discards.
+// write writes p, whole lines, under the lock; after a failed write, or once abandoned, it
+// discards and counts.
 func (w *Writer) write(p []byte) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	if w.err != nil {
+	n := int64(len(p))
+	if w.abandoned.Load() {
+		w.dropped.Add(n)
 		return
 	}
-	if _, err := w.w.Write(p); err != nil {
-		w.err = err
+	w.pending.Add(n)
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	defer w.pending.Add(-n)
+	if w.abandoned.Load() {
+		return // counted by Abandon, which saw it pending
 	}
+	if w.err != nil {
+		w.dropped.Add(n)
+		return
+	}
+	m, err := w.w.Write(p)
+	if err != nil {
+		w.err = err
+		w.dropped.Add(n - int64(max(m, 0)))
+		return
+	}
+	w.progress.Store(time.Now().UnixNano())
+}
+
+// Dropped returns how many bytes could not be written: lost to a write error (gaffer's output
+// was closed), to a full event queue, or given up on by Abandon.
+func (w *Writer) Dropped() int64 { return w.dropped.Load() }
+
+// Busy reports whether bytes or events are waiting to be written, and when a write last
+// completed (zero before the first).
+func (w *Writer) Busy() (busy bool, lastProgress time.Time) {
+	w.evMu.Lock()
+	busy = w.flushing != nil
+	w.evMu.Unlock()
+	busy = busy || w.pending.Load() > 0
+	if ns := w.progress.Load(); ns > 0 {
+		lastProgress = time.Unix(0, ns)
+	}
+	return busy, lastProgress
+}
+
+// Abandon gives up on the destination, which has stopped taking output (nobody reads the pipe):
+// what waits to be written, and everything offered later, is dropped and counted. A write that is
+// stuck in the kernel stays stuck; gaffer exits without it. Abandon never blocks.
+func (w *Writer) Abandon() {
+	if w.abandoned.Swap(true) {
+		return
+	}
+	w.evMu.Lock()
+	w.dropped.Add(w.pending.Load() + int64(len(w.events)))
+	w.events = w.events[:0]
+	w.evMu.Unlock()
 }
 
 // cutPoint returns where to cut the first chunk of line, longer than MaxLine: before a valid
