@@ -154,12 +154,12 @@ type Writer struct {
 	progress  atomic.Int64 // Unix nanoseconds of the last completed write
 	abandoned atomic.Bool  // Abandon was called: every later byte is dropped
 
-	evMu     sync.Mutex
-	events   []byte        // guarded by evMu; formatted event lines not yet written
-	queued   chan struct{} // guarded by evMu; closed once the lines now in events were written
-	droppedEvents int      // guarded by evMu; events not queued since the queue was full
-	writing  bool          // guarded by evMu; a write of events is under way, maybe blocked
-	flushing chan struct{} // guarded by evMu; set while a goroutine writes events, closed after
+	evMu          sync.Mutex
+	events        []byte        // guarded by evMu; formatted event lines not yet written
+	queued        chan struct{} // guarded by evMu; closed once the lines now in events were written
+	droppedEvents int           // guarded by evMu; events not queued since the queue was full
+	writing       bool          // guarded by evMu; a write of events is under way, maybe blocked
+	flushing      chan struct{} // guarded by evMu; set while a goroutine writes events, closed after
 }
 
 const (
