@@ -78,10 +78,15 @@ const (
 	DefaultBackoffMax    = 30 * time.Second
 	DefaultRestartWindow = 60 * time.Second
 	DefaultReadyTimeout  = 60 * time.Second
+
+	// MinBackoff is the shortest backoff a file may ask for: with restart = "always", "0s" made a
+	// process that exits at once into a fork loop (800 restarts in 3 s).
+	MinBackoff = 10 * time.Millisecond
 )
 
 // Ceilings on instances, refused by Load (so by gaffer check and gaffer up) with FILE:LINE, and by
 // the API's scale route: a typo such as numprocesses = 1000000 must not fork a million children.
+// A Procfile's processes count one instance each.
 const (
 	MaxInstances      = 1024 // numprocesses of one process
 	MaxTotalInstances = 4096 // the sum of numprocesses over the whole file

@@ -2,6 +2,7 @@ package config
 
 import (
 	"errors"
+	"fmt"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -187,6 +188,22 @@ func TestConfigValid(t *testing.T) {
 				t.Errorf("%+v", p)
 			}
 		}},
+		{"ids up to 2147483646", "[process.a]\ncmd = [\"x\"]\nuid = 2147483646\ngid = 2147483646\n", func(t *testing.T, p Process) {
+			if p.User != "2147483646:2147483646" {
+				t.Errorf("user = %q", p.User)
+			}
+		}},
+		{"backoff of 10ms", "[process.a]\ncmd = [\"x\"]\nrestart = \"always\"\nbackoff = \"10ms\"\n", func(t *testing.T, p Process) {
+			if p.Backoff != 10*time.Millisecond {
+				t.Errorf("backoff = %v", p.Backoff)
+			}
+		}},
+		{"instances up to the ceilings", "[process.a]\ncmd = [\"x\"]\nnumprocesses = 1024\n[process.b]\ncmd = [\"x\"]\nnumprocesses = 1024\n" +
+			"[process.c]\ncmd = [\"x\"]\nnumprocesses = 1024\n[process.d]\ncmd = [\"x\"]\nnumprocesses = 1024\n", func(t *testing.T, p Process) {
+			if p.NumProcesses != MaxInstances {
+				t.Errorf("numprocesses = %d", p.NumProcesses)
+			}
+		}},
 		{"after in a chain", "[process.a]\ncmd = [\"x\"]\nafter = [\"b\"]\n[process.b]\ncmd = [\"x\"]\nafter = [\"c\"]\n[process.c]\ncmd = [\"x\"]\n", func(t *testing.T, p Process) {
 			if !reflect.DeepEqual(p.After, []string{"b"}) {
 				t.Errorf("after = %q", p.After)
@@ -252,7 +269,28 @@ func TestConfigErrors(t *testing.T) {
 		{"unknown group", a + "user = \"app:wheel\"\n", `gaffer.toml:3: process.a.user: unknown group "wheel": not in testdata/group`},
 		{"unknown gid name", a + "uid = 0\ngid = \"wheel\"\n", `gaffer.toml:3: process.a.uid: unknown group "wheel": not in testdata/group`},
 		{"user and uid", a + "user = \"app\"\nuid = 1000\n", "gaffer.toml:4: process.a.uid: give either user or uid/gid, not both"},
-		{"negative uid", a + "uid = -1\n", "gaffer.toml:3: process.a.uid: id -1 is out of range"},
+		{"negative uid", a + "uid = -1\n", "gaffer.toml:3: process.a.uid: id -1 is out of range 0-2147483646"},
+		// 4294967295 is (uid_t)-1: it passed check and failed only at start (setuid: EINVAL).
+		{"uid -1 as unsigned", a + "uid = 4294967295\n", "gaffer.toml:3: process.a.uid: id 4294967295 is out of range 0-2147483646"},
+		{"uid 2^31-1", a + "uid = 2147483647\n", "gaffer.toml:3: process.a.uid: id 2147483647 is out of range 0-2147483646"},
+		{"gid too large", a + "uid = 0\ngid = 4294967295\n", "gaffer.toml:4: process.a.gid: id 4294967295 is out of range 0-2147483646"},
+		{"user uid -1 as unsigned", a + "user = \"4294967295\"\n", `gaffer.toml:3: process.a.user: uid 4294967295 is out of range 0-2147483646`},
+		{"user uid beyond 32 bits", a + "user = \"99999999999\"\n", `gaffer.toml:3: process.a.user: uid 99999999999 is out of range 0-2147483646`},
+		{"user gid -1 as unsigned", a + "user = \"app:4294967295\"\n", `gaffer.toml:3: process.a.user: gid 4294967295 is out of range 0-2147483646`},
+		{"string uid too large", a + "uid = \"2147483647\"\n", `gaffer.toml:3: process.a.uid: uid 2147483647 is out of range 0-2147483646`},
+		{"socket_group gid too large", "[settings]\nsocket_group = \"4294967295\"\n" + a, `gaffer.toml:2: settings.socket_group: gid 4294967295 is out of range 0-2147483646`},
+		{"numprocesses over the ceiling", a + "numprocesses = 1000000\n",
+			"gaffer.toml:3: process.a.numprocesses: 1000000 is more than 1024 instances of one process"},
+		{"numprocesses over the ceiling by one", a + "numprocesses = 1025\n",
+			"gaffer.toml:3: process.a.numprocesses: 1025 is more than 1024 instances of one process"},
+		{"instances over the file's ceiling", a + "numprocesses = 1024\n[process.b]\ncmd = \"x\"\nnumprocesses = 1024\n[process.c]\ncmd = \"x\"\nnumprocesses = 1024\n" +
+			"[process.d]\ncmd = \"x\"\nnumprocesses = 1024\n[process.e]\ncmd = \"x\"\n",
+			"gaffer.toml:13: process.e: 4097 instances in all, more than 4096 in one file"},
+		{"instances over the file's ceiling at numprocesses", "[process.a]\ncmd = \"x\"\nnumprocesses = 1024\n[process.b]\ncmd = \"x\"\nnumprocesses = 1024\n[process.c]\ncmd = \"x\"\nnumprocesses = 1024\n" +
+			"[process.d]\ncmd = \"x\"\nnumprocesses = 1000\n[process.e]\ncmd = \"x\"\nnumprocesses = 30\n[process.f]\ncmd = \"x\"\nnumprocesses = 1000\n",
+			"gaffer.toml:15: process.e.numprocesses: 4102 instances in all, more than 4096 in one file"},
+		{"zero backoff", a + "restart = \"always\"\nbackoff = \"0s\"\n", `gaffer.toml:4: process.a.backoff: backoff 0s is shorter than 10ms`},
+		{"backoff under 10ms", a + "restart = \"on-failure\"\nbackoff = \"9ms\"\n", `gaffer.toml:4: process.a.backoff: backoff 9ms is shorter than 10ms`},
 		{"after unknown", a + "after = [\"db\"]\n", `gaffer.toml:3: process.a.after[0]: no process named "db"`},
 		{"after typo", a + "after = [\"b\"]\n[process.db]\ncmd = \"x\"\n", `gaffer.toml:3: process.a.after[0]: no process named "b"`},
 		{"after listed twice", a + "after = [\"b\", \"b\"]\n[process.b]\ncmd = \"x\"\n", `gaffer.toml:3: process.a.after[1]: "b" is listed twice`},
@@ -548,5 +586,30 @@ func TestConfigSocketSettings(t *testing.T) {
 		if len(errs) != 1 || !strings.HasPrefix(errs[0], want) {
 			t.Errorf("%q: errors %q, want one starting %q", src, errs, want)
 		}
+	}
+}
+
+func TestConfigProcfileInstanceCeiling(t *testing.T) {
+	var b strings.Builder
+	for i := range MaxTotalInstances + 2 {
+		fmt.Fprintf(&b, "p%d: true\n", i)
+	}
+	dir := t.TempDir()
+	path := filepath.Join(dir, "Procfile")
+	if err := os.WriteFile(path, []byte(b.String()), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	_, err := load(path, testUsers())
+	want := fmt.Sprintf(`%s:%d: process "p%d": more than %d processes in one file`, path, MaxTotalInstances+1, MaxTotalInstances, MaxTotalInstances)
+	if got := errorLines(t, err); len(got) != 1 || got[0] != want {
+		t.Errorf("got %q, want %q", got, want)
+	}
+	// Exactly at the ceiling is fine.
+	lines := strings.SplitAfter(b.String(), "\n")
+	if err := os.WriteFile(path, []byte(strings.Join(lines[:MaxTotalInstances], "")), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if cfg, err := load(path, testUsers()); err != nil || len(cfg.Processes) != MaxTotalInstances {
+		t.Errorf("%d processes: %v", MaxTotalInstances, err)
 	}
 }

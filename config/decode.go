@@ -290,8 +290,25 @@ func (d *decoder) document(root map[string]any) *Config {
 	if len(names) == 0 {
 		d.errorf(keyPath{"process"}, "no processes: add a [process.NAME] table")
 	}
+	d.total(cfg.Processes)
 	d.links(cfg.Processes, names)
 	return cfg
+}
+
+// total reports the process whose instances take the file past MaxTotalInstances.
+func (d *decoder) total(procs []Process) {
+	sum := 0
+	for _, p := range procs {
+		sum += p.NumProcesses
+		if sum > MaxTotalInstances {
+			k := keyPath{"process", p.Name}
+			if d.src != nil && d.src.line(k.with("numprocesses")) != d.src.line(k) {
+				k = k.with("numprocesses")
+			}
+			d.errorf(k, "%d instances in all, more than %d in one file", sum, MaxTotalInstances)
+			return
+		}
+	}
 }
 
 // checkName reports a process name that cannot be one.
@@ -454,9 +471,12 @@ func (d *decoder) process(name string, k keyPath, t map[string]any, grace time.D
 	}
 	if v, kk, ok := get("numprocesses"); ok {
 		if n, ok := d.integer(kk, v); ok {
-			if n < 1 {
+			switch {
+			case n < 1:
 				d.errorf(kk, "want at least 1, got %d", n)
-			} else {
+			case n > MaxInstances:
+				d.errorf(kk, "%d is more than %d instances of one process", n, MaxInstances)
+			default:
 				p.NumProcesses = n
 			}
 		}
@@ -470,6 +490,10 @@ func (d *decoder) process(name string, k keyPath, t map[string]any, grace time.D
 		d.successCodes(&p, kk, v)
 	}
 	hasBackoff := dur("backoff", &p.Backoff)
+	if hasBackoff && p.Backoff < MinBackoff {
+		// backoff = "0s" with restart = "always" turned a crashing process into a fork loop.
+		d.errorf(k.with("backoff"), "backoff %s is shorter than %s", formatDuration(p.Backoff), formatDuration(MinBackoff))
+	}
 	hasMax := dur("backoff_max", &p.BackoffMax)
 	if (hasBackoff || hasMax) && p.BackoffMax < p.Backoff {
 		at := k.with("backoff_max")
@@ -640,8 +664,8 @@ func (d *decoder) user(p *Process, get func(string) (any, keyPath, bool)) {
 func (d *decoder) idPart(k keyPath, v any) (string, bool) {
 	switch x := v.(type) {
 	case int64:
-		if x < 0 || x > math.MaxUint32 {
-			d.errorf(k, "id %d is out of range", x)
+		if x < 0 || x > spawn.MaxID {
+			d.errorf(k, "id %d is out of range 0-%d", x, spawn.MaxID)
 			return "", false
 		}
 		return strconv.FormatInt(x, 10), true

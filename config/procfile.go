@@ -15,6 +15,7 @@ func loadProcfile(path string, data []byte) (*Config, error) {
 	errs := &Errors{}
 	cfg := &Config{File: path, Settings: DefaultSettings()}
 	first := map[string]int{}
+	tooMany := false // reported once, at the first process past MaxTotalInstances
 	for i, line := range strings.Split(string(data), "\n") {
 		n := i + 1
 		line = strings.TrimSpace(line)
@@ -37,6 +38,11 @@ func loadProcfile(path string, data []byte) (*Config, error) {
 			bad("process %q is already defined on line %d", name, first[name])
 		case cmd == "":
 			bad("process %q: empty command", name)
+		case len(cfg.Processes) >= MaxTotalInstances:
+			if !tooMany {
+				bad("process %q: more than %d processes in one file", name, MaxTotalInstances)
+				tooMany = true
+			}
 		default:
 			first[name] = n
 			p := defaultProcess(name, cfg.Settings.Grace)

@@ -11,6 +11,12 @@ import (
 	"strings"
 )
 
+// MaxID is the largest uid or gid a child may be given. 4294967295 is (uid_t)-1, which setuid
+// refuses (EINVAL) and setresuid reads as "leave unchanged": a file naming it passed gaffer check
+// and failed only at start. Ids from 2^31 up read as negative in much of userland (int32 fields,
+// -1 sentinels), so they are refused too.
+const MaxID = 1<<31 - 2
+
 // Identity is who a child runs as.
 type Identity struct {
 	UID    uint32
@@ -54,7 +60,8 @@ type groupEntry struct {
 // Lookup resolves SPEC: user, uid, user:group, uid:gid or :group. gosu's rules: a user alone gets
 // its primary gid and every group that lists it as a member; user:group gets exactly that group; a
 // numeric uid without a passwd entry keeps the caller's gid; an unknown name is an error, never a
-// fallback to root. Only all-digit parts are numbers, so "0day" is a name.
+// fallback to root. Only all-digit parts are numbers, so "0day" is a name. A uid or gid above
+// MaxID, given or found in the files, is an error.
 func (u Users) Lookup(spec string) (Identity, error) {
 	userPart, groupPart, hasGroup := strings.Cut(spec, ":")
 	if spec == "" || (userPart == "" && !hasGroup) {
@@ -75,7 +82,9 @@ func (u Users) Lookup(spec string) (Identity, error) {
 			return Identity{}, err
 		}
 		pw = found
-	} else if n, ok := number(userPart); ok {
+	} else if n, isNum, err := specID("uid", userPart); err != nil {
+		return Identity{}, err
+	} else if isNum {
 		id.UID = n
 		found, err := u.findPasswd(func(e passwdEntry) bool { return e.uid == n })
 		if err != nil && !errors.Is(err, fs.ErrNotExist) {
@@ -89,6 +98,9 @@ func (u Users) Lookup(spec string) (Identity, error) {
 		}
 		if found == nil {
 			return Identity{}, fmt.Errorf("unknown user %q: not in %s", userPart, u.PasswdFile)
+		}
+		if found.uid > MaxID {
+			return Identity{}, fmt.Errorf("user %q: %w", userPart, idRange("uid", found.uid))
 		}
 		pw = found
 		id.UID = found.uid
@@ -111,6 +123,9 @@ func (u Users) Lookup(spec string) (Identity, error) {
 		id.Groups = []uint32{id.GID}
 		return id, nil
 	}
+	if pw.gid > MaxID {
+		return Identity{}, fmt.Errorf("user %q: %w", pw.name, idRange("gid", pw.gid))
+	}
 	id.GID = pw.gid
 	id.Groups = []uint32{pw.gid}
 	groups, err := u.readGroups()
@@ -119,6 +134,10 @@ func (u Users) Lookup(spec string) (Identity, error) {
 	}
 	for _, g := range groups {
 		if slices.Contains(g.members, pw.name) && !slices.Contains(id.Groups, g.gid) {
+			// Never drop a group silently: refuse, as for the primary one.
+			if g.gid > MaxID {
+				return Identity{}, fmt.Errorf("group %q of user %q: %w", g.name, pw.name, idRange("gid", g.gid))
+			}
 			id.Groups = append(id.Groups, g.gid)
 		}
 	}
@@ -126,7 +145,9 @@ func (u Users) Lookup(spec string) (Identity, error) {
 }
 
 func (u Users) resolveGroup(name string) (uint32, error) {
-	if n, ok := number(name); ok {
+	if n, isNum, err := specID("gid", name); err != nil {
+		return 0, err
+	} else if isNum {
 		return n, nil
 	}
 	groups, err := u.readGroups()
@@ -134,6 +155,9 @@ func (u Users) resolveGroup(name string) (uint32, error) {
 		return 0, fmt.Errorf("group %q: %w", name, err)
 	}
 	for _, g := range groups {
+		if g.name == name && g.gid > MaxID {
+			return 0, fmt.Errorf("group %q: %w", name, idRange("gid", g.gid))
+		}
 		if g.name == name {
 			return g.gid, nil
 		}
@@ -141,7 +165,24 @@ func (u Users) resolveGroup(name string) (uint32, error) {
 	return 0, fmt.Errorf("unknown group %q: not in %s", name, u.GroupFile)
 }
 
-// number parses an all-digit id; anything else is a name.
+// specID reads a part of a spec: isNum is false for a name; a number above MaxID (of any length)
+// is an error.
+func specID(kind, s string) (n uint32, isNum bool, err error) {
+	if s == "" || strings.Trim(s, "0123456789") != "" {
+		return 0, false, nil
+	}
+	v, perr := strconv.ParseUint(s, 10, 64)
+	if perr != nil || v > MaxID {
+		return 0, true, fmt.Errorf("%s %s is out of range 0-%d", kind, s, MaxID)
+	}
+	return uint32(v), true, nil
+}
+
+func idRange(kind string, id uint32) error {
+	return fmt.Errorf("%s %d is out of range 0-%d", kind, id, MaxID)
+}
+
+// number parses an all-digit id of the passwd and group files; anything else is a name.
 func number(s string) (uint32, bool) {
 	if s == "" {
 		return 0, false

@@ -62,6 +62,7 @@ func TestLookup(t *testing.T) {
 		{name: "uid with entry is the name", spec: "1000", want: Identity{UID: 1000, GID: 1000, Groups: []uint32{1000, 50, 44}, Home: "/home/app"}},
 		{name: "uid 0 with entry", spec: "0", want: Identity{UID: 0, GID: 0, Groups: []uint32{0}, Home: "/root"}},
 		{name: "uid without entry keeps caller gid", spec: "4444", want: Identity{UID: 4444, GID: 4343, Groups: []uint32{4343}, Home: "/"}},
+		{name: "largest uid and gid", spec: "2147483646:2147483646", want: Identity{UID: 2147483646, GID: 2147483646, Groups: []uint32{2147483646}, Home: "/"}},
 		{name: "uid 65534 without entry", spec: "65534", want: Identity{UID: 65534, GID: 4343, Groups: []uint32{4343}, Home: "/"}},
 
 		// :group keeps the caller's uid and home.
@@ -90,7 +91,13 @@ func TestLookup(t *testing.T) {
 		{name: "short line is skipped", spec: "short", wantErr: `"short"`},
 		{name: "malformed group line is skipped", spec: "app:bad", wantErr: `"bad"`},
 		{name: "short group line is skipped", spec: "app:short", wantErr: `"short"`},
-		{name: "uid too large is a name", spec: "99999999999", wantErr: `"99999999999"`},
+		// Ids are 0-2147483646: 4294967295 is (uid_t)-1, which setuid refuses at start.
+		{name: "uid beyond 32 bits", spec: "99999999999", wantErr: "uid 99999999999 is out of range 0-2147483646"},
+		{name: "uid -1 as unsigned", spec: "4294967295", wantErr: "uid 4294967295 is out of range 0-2147483646"},
+		{name: "uid 2^31-1", spec: "2147483647", wantErr: "uid 2147483647 is out of range 0-2147483646"},
+		{name: "gid -1 as unsigned", spec: "app:4294967295", wantErr: "gid 4294967295 is out of range 0-2147483646"},
+		{name: ":gid -1 as unsigned", spec: ":4294967295", wantErr: "gid 4294967295 is out of range 0-2147483646"},
+		{name: "uid:gid too large", spec: "4444:2147483647", wantErr: "gid 2147483647 is out of range 0-2147483646"},
 		{name: "negative is a name", spec: "-1", wantErr: `"-1"`},
 		{name: "comment is not a user", spec: "# passwd fixture for spawn/user_test.go", wantErr: "unknown user"},
 
@@ -179,6 +186,29 @@ func TestNumber(t *testing.T) {
 		got, ok := number(tt.in)
 		if got != tt.want || ok != tt.ok {
 			t.Errorf("number(%q) = %d, %v; want %d, %v", tt.in, got, ok, tt.want, tt.ok)
+		}
+	}
+}
+
+func TestLookupRefusesIDsOutOfRangeInFiles(t *testing.T) {
+	// An entry of passwd or group with an id setresuid or setgroups would misread is refused too.
+	dir := t.TempDir()
+	pw, gr := filepath.Join(dir, "passwd"), filepath.Join(dir, "group")
+	if err := os.WriteFile(pw, []byte("big:x:4294967295:100::/:/bin/sh\nbiggid:x:100:4294967295::/:/bin/sh\nok:x:100:100::/:/bin/sh\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(gr, []byte("g:x:100:\nnfs:x:4294967294:ok\nbiggrp:x:2147483647:\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	u := Users{PasswdFile: pw, GroupFile: gr}
+	for spec, want := range map[string]string{
+		"big":       "user \"big\": uid 4294967295 is out of range 0-2147483646",
+		"biggid":    "user \"biggid\": gid 4294967295 is out of range 0-2147483646",
+		"ok":        "group \"nfs\" of user \"ok\": gid 4294967294 is out of range 0-2147483646",
+		"ok:biggrp": "group \"biggrp\": gid 2147483647 is out of range 0-2147483646",
+	} {
+		if id, err := u.Lookup(spec); err == nil || err.Error() != want {
+			t.Errorf("Lookup(%q) = %+v, %v; want error %q", spec, id, err, want)
 		}
 	}
 }
