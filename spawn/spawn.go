@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strings"
 	"syscall"
 
@@ -83,7 +84,7 @@ func Start(r *reaper.Reaper, s Spec) (*Process, error) {
 	if len(s.Argv) == 0 || s.Argv[0] == "" {
 		return nil, &StartError{Name: fmt.Sprintf("%q", s.Name), Code: CodeNotFound, Err: errors.New("empty command")}
 	}
-	path, err := LookPath(s.Argv[0], s.Dir, s.Env)
+	path, err := LookPathAs(s.Argv[0], s.Dir, s.Env, s.Identity)
 	if err != nil {
 		return nil, err
 	}
@@ -165,13 +166,25 @@ func execCode(err error) int {
 	return CodeNotExecutable
 }
 
-// LookPath finds the program a child would run: a name with a slash is taken as a path (relative
-// to dir), any other is searched in the PATH of env, or DefaultPath when env has none.
+// LookPath finds the program a child with gaffer's own credentials would run: a name with a slash
+// is taken as a path (relative to dir), any other is searched in the PATH of env, or DefaultPath
+// when env has none. Not found anywhere is CodeNotFound; found but not executable, with no later
+// PATH entry that is, CodeNotExecutable.
 func LookPath(name, dir string, env []string) (string, error) {
+	return LookPathAs(name, dir, env, nil)
+}
+
+// LookPathAs is LookPath for a child that runs as id (nil: gaffer's own credentials). gaffer looks
+// up as root, before the child switches: a file only root may run, or a directory only root may
+// search, counts only if id may execute it and search every directory on the way. Otherwise a
+// root-only /a/hello before /b/hello in PATH ended in 126 where a shell running as the user runs
+// /b/hello. The check is the kernel's on the mode bits (see mayExec); ACLs, capabilities, LSMs and
+// noexec mounts are not modelled: such a file still ends in 126, at exec.
+func LookPathAs(name, dir string, env []string, id *Identity) (string, error) {
 	if name == "" {
 		return "", &StartError{Name: quote(name), Code: CodeNotFound, Err: errors.New("empty command")}
 	}
-	path, err := lookPath(name, dir, env)
+	path, err := lookPath(name, dir, env, id)
 	if err != nil {
 		return "", err
 	}
@@ -183,13 +196,13 @@ func LookPath(name, dir string, env []string) (string, error) {
 	return path, nil
 }
 
-func lookPath(name, dir string, env []string) (string, *StartError) {
+func lookPath(name, dir string, env []string, id *Identity) (string, *StartError) {
 	if strings.Contains(name, "/") {
 		p := name
 		if !filepath.IsAbs(p) && dir != "" {
 			p = filepath.Join(dir, p)
 		}
-		if err := executable(p); err != nil {
+		if err := executable(p, id); err != nil {
 			return "", err.named(name)
 		}
 		return p, nil
@@ -207,7 +220,7 @@ func lookPath(name, dir string, env []string) (string, *StartError) {
 		if !filepath.IsAbs(p) && dir != "" {
 			p = filepath.Join(dir, p)
 		}
-		err := executable(p)
+		err := executable(p, id)
 		if err == nil {
 			return p, nil
 		}
@@ -222,7 +235,8 @@ func lookPath(name, dir string, env []string) (string, *StartError) {
 	return "", &StartError{Name: quote(name), Code: CodeNotFound, Err: errors.New("not found in PATH")}
 }
 
-func executable(p string) *StartError {
+// executable checks that p is a file that id (nil: gaffer itself) may execute.
+func executable(p string, id *Identity) *StartError {
 	st, err := os.Stat(p)
 	if err != nil {
 		if errors.Is(err, os.ErrNotExist) {
@@ -233,10 +247,77 @@ func executable(p string) *StartError {
 	if st.IsDir() {
 		return &StartError{Code: CodeNotExecutable, Err: errors.New("is a directory")}
 	}
-	if st.Mode()&0o111 == 0 || unix.Access(p, unix.X_OK) != nil {
+	if st.Mode()&0o111 == 0 {
 		return &StartError{Code: CodeNotExecutable, Err: errors.New("permission denied (not executable)")}
 	}
+	if id == nil {
+		if unix.Access(p, unix.X_OK) != nil {
+			return &StartError{Code: CodeNotExecutable, Err: errors.New("permission denied (not executable)")}
+		}
+		return nil
+	}
+	if !mayExec(p, st, id) {
+		return &StartError{Code: CodeNotExecutable, Err: fmt.Errorf("permission denied (not executable by uid %d)", id.UID)}
+	}
 	return nil
+}
+
+// mayExec reports whether id may execute the file p, stat'ed as st, and search every directory on
+// the way to it: those of p as written and, when p goes through symbolic links, those of the
+// path they resolve to.
+func mayExec(p string, st os.FileInfo, id *Identity) bool {
+	if !permits(st, id) {
+		return false
+	}
+	abs, err := filepath.Abs(p)
+	if err != nil {
+		return false
+	}
+	dirs := parents(abs)
+	if real, err := filepath.EvalSymlinks(abs); err == nil && real != abs {
+		dirs = append(dirs, parents(real)...)
+	}
+	for _, d := range dirs {
+		dst, err := os.Stat(d)
+		if err != nil || !permits(dst, id) {
+			return false
+		}
+	}
+	return true
+}
+
+// parents lists the directories above the absolute path p, from the root down.
+func parents(p string) []string {
+	var out []string
+	for d := filepath.Dir(p); ; d = filepath.Dir(d) {
+		out = append(out, d)
+		if d == "/" || d == "." {
+			break
+		}
+	}
+	slices.Reverse(out)
+	return out
+}
+
+// permits applies the kernel's rule for execute (search, on a directory) permission: root may
+// search any directory and execute a file with one x bit; anyone else gets the owner's bits if
+// they own the file, else the group's if the file's group is their gid or one of their groups,
+// else the others' bits. The classes do not add up: an owner denied by the owner's bits is denied.
+func permits(st os.FileInfo, id *Identity) bool {
+	sys, ok := st.Sys().(*syscall.Stat_t)
+	if !ok {
+		return false
+	}
+	perm := st.Mode().Perm()
+	switch {
+	case id.UID == 0:
+		return st.IsDir() || perm&0o111 != 0
+	case sys.Uid == id.UID:
+		return perm&0o100 != 0
+	case sys.Gid == id.GID || slices.Contains(id.Groups, sys.Gid):
+		return perm&0o010 != 0
+	}
+	return perm&0o001 != 0
 }
 
 func (e *StartError) named(name string) *StartError {

@@ -127,6 +127,135 @@ func TestLookPath(t *testing.T) {
 	}
 }
 
+// TestLookPathAs: a PATH entry counts only if the child's identity may search the directories and
+// execute the file, by the kernel's rule: owner bits for the owner, else group bits for a member
+// (primary or supplementary), else other bits; root needs one x bit.
+func TestLookPathAs(t *testing.T) {
+	requireRoot(t)
+	root := t.TempDir()
+	for _, d := range []string{root, filepath.Dir(root)} {
+		if err := os.Chmod(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	type fixture struct {
+		dirMode, mode os.FileMode
+		uid, gid      int
+	}
+	files := map[string]fixture{
+		"rootonly": {0o755, 0o700, 0, 0},
+		"shared":   {0o755, 0o755, 0, 0},
+		"grp":      {0o755, 0o710, 0, 2000},
+		"owner":    {0o755, 0o070, 1000, 2000}, // the owner's bits deny the owner, whatever the group's say
+		"locked":   {0o700, 0o755, 0, 0},       // a directory only root may search
+		"other":    {0o755, 0o701, 0, 0},
+		"grpdeny":  {0o755, 0o701, 0, 2000}, // others may, the group may not
+		"noexec":   {0o755, 0o644, 0, 0},
+	}
+	for name, f := range files {
+		dir := filepath.Join(root, name)
+		writeFile(t, filepath.Join(dir, "prog"), f.mode, script)
+		if err := os.Chown(filepath.Join(dir, "prog"), f.uid, f.gid); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Chmod(filepath.Join(dir, "prog"), f.mode); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Chmod(dir, f.dirMode); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// A symbolic link into the locked directory: the target's directories count.
+	if err := os.Symlink(filepath.Join(root, "locked"), filepath.Join(root, "link")); err != nil {
+		t.Fatal(err)
+	}
+	app := &Identity{UID: 1000, GID: 1000, Groups: []uint32{1000, 2000}}
+	appPrimary := &Identity{UID: 1000, GID: 2000, Groups: []uint32{}} // the group through the primary gid only
+	appStaff := &Identity{UID: 1000, GID: 50, Groups: []uint32{50}}
+	stranger := &Identity{UID: 4242, GID: 4242, Groups: []uint32{4242}}
+	member := &Identity{UID: 4242, GID: 4242, Groups: []uint32{4242, 2000}}
+	rootID := &Identity{UID: 0, GID: 0, Groups: []uint32{0}}
+	in := func(dirs ...string) []string {
+		for i, d := range dirs {
+			dirs[i] = filepath.Join(root, d)
+		}
+		return []string{"PATH=" + strings.Join(dirs, ":")}
+	}
+	at := func(dir string) string { return filepath.Join(root, dir, "prog") }
+	tests := []struct {
+		name     string
+		id       *Identity
+		prog     string
+		env      []string
+		want     string
+		wantCode int
+	}{
+		{"root-only file skipped", app, "prog", in("rootonly", "shared"), at("shared"), 0},
+		{"unsearchable directory skipped", app, "prog", in("locked", "shared"), at("shared"), 0},
+		{"through a symlink to an unsearchable directory", app, "prog", in("link", "shared"), at("shared"), 0},
+		{"owner bits deny the owner", app, "prog", in("owner", "shared"), at("shared"), 0},
+		{"supplementary group", app, "prog", in("grp", "shared"), at("grp"), 0},
+		{"primary group", appPrimary, "prog", in("grp", "shared"), at("grp"), 0},
+		{"not in the group", appStaff, "prog", in("grp", "shared"), at("shared"), 0},
+		{"other bits", stranger, "prog", in("grp", "owner", "other"), at("other"), 0},
+		{"group member, not owner", member, "prog", in("owner", "shared"), at("owner"), 0},
+		{"group member: group bits, not other bits", member, "prog", in("grpdeny", "shared"), at("shared"), 0},
+		{"not a member: other bits", stranger, "prog", in("grpdeny", "shared"), at("grpdeny"), 0},
+		{"root: one x bit anywhere", rootID, "prog", in("noexec", "owner"), at("owner"), 0},
+		{"root: any directory", rootID, "prog", in("locked"), at("locked"), 0},
+		{"nil is gaffer's own", nil, "prog", in("rootonly"), at("rootonly"), 0},
+		{"only a root-only file", app, "prog", in("rootonly"), "", 126},
+		{"not executable, then missing", app, "prog", in("locked", "rootonly", "nosuch"), "", 126},
+		{"root: no x bit", rootID, "prog", in("noexec"), "", 126},
+		{"missing", app, "prog", in("nosuch"), "", 127},
+		{"absolute, root only", app, at("rootonly"), in("shared"), "", 126},
+		{"absolute below an unsearchable directory", app, at("locked"), in("shared"), "", 126},
+		{"absolute, group", app, at("grp"), in("rootonly"), at("grp"), 0},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := LookPathAs(tt.prog, "", tt.env, tt.id)
+			if tt.wantCode != 0 {
+				var se *StartError
+				if !errors.As(err, &se) || se.Code != tt.wantCode {
+					t.Fatalf("LookPathAs(%q) = %q, %v; want code %d", tt.prog, got, err, tt.wantCode)
+				}
+				return
+			}
+			if err != nil || got != tt.want {
+				t.Errorf("LookPathAs(%q) = %q, %v; want %q", tt.prog, got, err, tt.want)
+			}
+		})
+	}
+}
+
+// TestStartLooksUpAsIdentity: Start runs the file the child's identity may execute.
+func TestStartLooksUpAsIdentity(t *testing.T) {
+	requireRoot(t)
+	root := t.TempDir()
+	for _, d := range []string{root, filepath.Dir(root)} {
+		if err := os.Chmod(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	writeFile(t, filepath.Join(root, "a", "hello"), 0o700, "#!/bin/sh\necho a\n")
+	writeFile(t, filepath.Join(root, "b", "hello"), 0o755, "#!/bin/sh\necho b\n")
+	env := []string{"PATH=" + filepath.Join(root, "a") + ":" + filepath.Join(root, "b")}
+	for _, c := range []struct {
+		id   *Identity
+		want string
+	}{
+		{&Identity{UID: 65534, GID: 65534, Groups: []uint32{65534}, Home: "/"}, "b\n"},
+		{&Identity{UID: 0, GID: 0, Groups: []uint32{0}, Home: "/"}, "a\n"},
+	} {
+		r := reaper.New()
+		out, e := run(t, r, Spec{Name: "hello", Argv: []string{"hello"}, Env: env, Dir: "/", Identity: c.id})
+		if e.Code() != 0 || out != c.want {
+			t.Errorf("as uid %d: exit %d, output %q; want 0 and %q", c.id.UID, e.Code(), out, c.want)
+		}
+	}
+}
+
 func TestLookPathDefaultPath(t *testing.T) {
 	for _, env := range [][]string{nil, {"HOME=/"}, {"PATHX=/nonexistent"}} {
 		got, err := LookPath("sh", "", env)
