@@ -185,7 +185,13 @@ func childSpec(c *cli.Context) (spawn.Spec, error) {
 			return s, usagef("--cwd %s: not a directory", s.Dir)
 		}
 	}
-	if spec := c.String("user"); spec != "" {
+	// IsSet, not a test for "": --user "" and GAFFER_USER= (urfave/cli counts a variable set to
+	// the empty string as set) ran the command as root.
+	if c.IsSet("user") {
+		spec := c.String("user")
+		if spec == "" {
+			return s, usagef("empty --user (or GAFFER_USER): want user, uid, user:group, uid:gid or :group; leave it out to keep gaffer's own")
+		}
 		id, err := spawn.SystemUsers().Lookup(spec)
 		if err != nil {
 			return s, usagef("--user %s: %v", spec, err)
@@ -329,16 +335,9 @@ func execCommand(onUsage cli.OnUsageErrorFunc) *cli.Command {
 }
 
 // execSpec becomes the command: the only place gaffer changes its own credentials, right before
-// execve replaces it.
+// execve replaces it. The command is looked up after the switch, as gosu does: looked up as root,
+// a root-only file early in PATH hid the one the user may run (126 where a shell runs it).
 func execSpec(s spawn.Spec) error {
-	path, err := spawn.LookPath(s.Argv[0], s.Dir, s.Env)
-	if err != nil {
-		var se *spawn.StartError
-		if errors.As(err, &se) {
-			return exitCode{code: se.Code, err: err}
-		}
-		return exitCode{code: spawn.CodeNotExecutable, err: err}
-	}
 	if id := s.Identity; id != nil {
 		groups := make([]int, len(id.Groups))
 		for i, g := range id.Groups {
@@ -353,6 +352,15 @@ func execSpec(s spawn.Spec) error {
 		if err := syscall.Setuid(int(id.UID)); err != nil {
 			return exitCode{code: 1, err: fmt.Errorf("setuid %d: %w", id.UID, err)}
 		}
+	}
+	// Before the chdir: LookPath resolves a relative name against s.Dir itself.
+	path, err := spawn.LookPath(s.Argv[0], s.Dir, s.Env)
+	if err != nil {
+		var se *spawn.StartError
+		if errors.As(err, &se) {
+			return exitCode{code: se.Code, err: err}
+		}
+		return exitCode{code: spawn.CodeNotExecutable, err: err}
 	}
 	if s.Dir != "" {
 		if err := os.Chdir(s.Dir); err != nil {

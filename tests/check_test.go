@@ -2,6 +2,7 @@ package tests
 
 import (
 	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -183,5 +184,69 @@ func TestCheckMissingConfigIsOneLine(t *testing.T) {
 	code, _, stderr := runGaffer(t, startOpts{dir: dir}, "check", "extra")
 	if code != 2 || !strings.Contains(stderr, "check takes no arguments") {
 		t.Errorf("extra argument: exit %d, stderr %q", code, stderr)
+	}
+}
+
+// TestCheckRefusesLimits: each of these but the empty user passed gaffer check, and gaffer up then
+// failed at start (an id setuid refuses), forked a million children, or restarted a failing
+// process in a loop.
+func TestCheckRefusesLimits(t *testing.T) {
+	dir := writeFiles(t, map[string]string{"gaffer.toml": `[process.a]
+cmd = "true"
+user = "4294967295"
+
+[process.b]
+cmd = "true"
+uid = 4294967295
+
+[process.c]
+cmd = "true"
+numprocesses = 1000000
+
+[process.d]
+cmd = "false"
+restart = "always"
+backoff = "0s"
+
+[process.e]
+cmd = "true"
+uid = 0
+gid = 2147483647
+
+[process.f]
+cmd = "true"
+user = ""
+`})
+	want := []string{
+		`gaffer.toml:3: process.a.user: uid 4294967295 is out of range 0-2147483646`,
+		`gaffer.toml:7: process.b.uid: id 4294967295 is out of range 0-2147483646`,
+		`gaffer.toml:11: process.c.numprocesses: 1000000 is more than 1024 instances of one process`,
+		`gaffer.toml:16: process.d.backoff: backoff 0s is shorter than 10ms`,
+		`gaffer.toml:21: process.e.gid: id 2147483647 is out of range 0-2147483646`,
+		`gaffer.toml:25: process.f.user: empty user`, // never gaffer's own (root)
+	}
+	for _, cmd := range []string{"check", "up"} {
+		code, stdout, stderr := runGaffer(t, startOpts{dir: dir, env: []string{"GAFFER_CONFIG="}}, cmd)
+		stderr = strings.ReplaceAll(stderr, dir+"/", "") // up names the file by its absolute path
+		if got := strings.Split(strings.TrimSuffix(stderr, "\n"), "\n"); code != 2 || stdout != "" || !reflect.DeepEqual(got, want) {
+			t.Errorf("gaffer %s: exit %d, stdout %q, stderr:\n%s\nwant exit 2 and:\n%s", cmd, code, stdout, stderr, strings.Join(want, "\n"))
+		}
+	}
+}
+
+// TestCheckRefusesTooManyInstances: the sum of numprocesses over the file has a ceiling too.
+func TestCheckRefusesTooManyInstances(t *testing.T) {
+	var b strings.Builder
+	for _, name := range []string{"a", "b", "c", "d", "e"} {
+		fmt.Fprintf(&b, "[process.%s]\ncmd = \"true\"\nnumprocesses = 1000\n", name)
+	}
+	dir := writeFiles(t, map[string]string{"gaffer.toml": b.String()})
+	want := "gaffer.toml:15: process.e.numprocesses: 5000 instances in all, more than 4096 in one file\n"
+	for _, cmd := range []string{"check", "up"} {
+		code, stdout, stderr := runGaffer(t, startOpts{dir: dir, env: []string{"GAFFER_CONFIG="}}, cmd)
+		stderr = strings.ReplaceAll(stderr, dir+"/", "")
+		if code != 2 || stdout != "" || stderr != want {
+			t.Errorf("gaffer %s: exit %d, stdout %q, stderr %q; want 2 and %q", cmd, code, stdout, stderr, want)
+		}
 	}
 }
