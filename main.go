@@ -10,6 +10,7 @@ import (
 	"math"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"syscall"
@@ -250,9 +251,31 @@ func runCommand(sigs signalSetup, stderr io.Writer, onUsage cli.OnUsageErrorFunc
 					cfg.Warnf("--pdeathsig: %v", err)
 				}
 			}
+			// The child keeps the directory gaffer was started in; gaffer itself keeps none busy.
+			wd, _ := os.Getwd()
+			if cfg.Child.Dir == "" {
+				cfg.Child.Dir = wd
+			} else if !filepath.IsAbs(cfg.Child.Dir) {
+				cfg.Child.Dir = filepath.Join(wd, cfg.Child.Dir)
+			}
+			becomeInit(cfg.Warnf, cfg.Debugf)
 			code, err := pid1.Run(context.Background(), cfg)
 			return exitCode{code: code, err: err}
 		},
+	}
+}
+
+// becomeInit does to gaffer's own process what an init needs before it starts children: orphans
+// of its tree come to it (the subreaper bit, when it is not PID 1), and it keeps no directory
+// busy.
+func becomeInit(warnf, debugf pid1.Logf) {
+	if !reaper.IsPID1() {
+		if err := reaper.SetSubreaper(); err != nil {
+			warnf("not PID 1 and %v: orphans will not be reaped by gaffer", err)
+		}
+	}
+	if err := os.Chdir("/"); err != nil && debugf != nil {
+		debugf("chdir /: %v", err)
 	}
 }
 

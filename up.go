@@ -50,6 +50,8 @@ func upCommand(sigs signalSetup, stderr io.Writer, onUsage cli.OnUsageErrorFunc)
 			if verbose > 0 || strings.EqualFold(os.Getenv("GAFFER_LOG"), "debug") {
 				up.Debugf = logTo(stderr)
 			}
+			// Processes without a cwd run in /, where gaffer keeps itself.
+			becomeInit(up.Warnf, up.Debugf)
 			code, err := pid1.Up(context.Background(), up)
 			return exitCode{code: code, err: err}
 		},

@@ -18,16 +18,16 @@ import (
 // only the loop may do through the reaper.
 func probeOnce(ctx context.Context, p config.Probe) error {
 	switch p.Kind {
-	case "tcp":
+	case config.ProbeTCP:
 		d := net.Dialer{Timeout: time.Second}
 		c, err := d.DialContext(ctx, "tcp", strings.TrimPrefix(p.Target, "tcp://"))
 		if err != nil {
 			return err
 		}
 		return c.Close()
-	case "http", "https":
+	case config.ProbeHTTP, config.ProbeHTTPS:
 		return httpGet(ctx, p.Target)
-	case "file":
+	case config.ProbeFile:
 		_, err := os.Stat(strings.TrimPrefix(p.Target, "file://"))
 		return err
 	}

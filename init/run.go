@@ -48,24 +48,17 @@ type Config struct {
 	// Serve, when set, starts the API socket once the child runs, with the child as process
 	// "main"; the function it returns stops it.
 	Serve func(api.Backend) func()
+	// Clock is the time of the stop timeout and the sweep; nil is the system's.
+	Clock Clock
 }
-
-// finalWait bounds the wait for processes that were sent SIGKILL to be reaped; one stuck in the
-// kernel (D state) must not keep gaffer, and the container, alive for ever.
-const finalWait = 5 * time.Second
 
 // Run starts the child, forwards signals to it, reaps every zombie, and when the child has exited
 // stops whatever it left behind. It returns the exit code gaffer should exit with; err says why
-// when that code is gaffer's own (the child could not start).
+// when that code is gaffer's own (the child could not start). Process-wide settings (working
+// directory, subreaper bit, signal notification) are the caller's.
 func Run(ctx context.Context, cfg Config) (int, error) {
 	debugf, warnf := orSilent(cfg.Debugf), orSilent(cfg.Warnf)
 	r := reaper.New()
-	isInit := reaper.IsPID1()
-	if !isInit {
-		if err := reaper.SetSubreaper(); err != nil {
-			warnf("not PID 1 and %v: orphans of the child will not be reaped by gaffer", err)
-		}
-	}
 	if orphans, _, err := r.Reap(); err != nil {
 		warnf("%v", err)
 	} else if len(orphans) > 0 {
@@ -82,12 +75,11 @@ func Run(ctx context.Context, cfg Config) (int, error) {
 	}
 	defer child.Release()
 	debugf("started pid %d: %q", child.Pid, cfg.Child.Argv)
-	// The child has its own working directory now; gaffer keeps none busy.
-	if err := os.Chdir("/"); err != nil {
-		debugf("chdir /: %v", err)
-	}
 
-	l := &loop{cfg: cfg, r: r, isInit: isInit, child: child, debugf: debugf, warnf: warnf, code: -1}
+	l := &loop{
+		cfg: cfg, r: r, isInit: reaper.IsPID1(), clock: orSystem(cfg.Clock), child: child,
+		debugf: debugf, warnf: warnf, code: -1, stopFired: make(chan struct{}, 1),
+	}
 	if cfg.Serve != nil {
 		a := &runAPI{loopCalls: newLoopCalls(), l: l, startedAt: time.Now(), pid: child.Pid, argv: cfg.Child.Argv}
 		l.calls, l.bus = a.calls, &a.bus
@@ -98,28 +90,27 @@ func Run(ctx context.Context, cfg Config) (int, error) {
 	return l.run(ctx), nil
 }
 
+// loop is the loop of `gaffer --`: the child, then the sweep of what it left.
 type loop struct {
-	cfg           Config
-	r             *reaper.Reaper
-	isInit        bool
-	child         *spawn.Process
-	debugf, warnf Logf
-	code          int  // the child's exit code once it exited, else -1
-	draining      bool // the child is gone; the rest of the tree is being stopped
-	killed        bool // SIGKILL has gone to the rest of the tree
-	stopTimer     *time.Timer
-	graceTimer    *time.Timer
-	finalTimer    *time.Timer
-	ctxDone       <-chan struct{}
-	// skip, when set, lists pids whose trees the sweep leaves alone (detached processes).
-	skip       func() []int
+	cfg    Config
+	r      *reaper.Reaper
+	isInit bool
+	clock  Clock
+	child  *spawn.Process
+	debugf Logf
+	warnf  Logf
+	code   int    // the child's exit code once it exited, else -1
+	sweep  *sweep // once the child is gone: the rest of the tree being stopped
+	// stopTimer: a stop signal was forwarded and --stop-timeout runs; it fires on stopFired.
+	stopTimer  Timer
+	stopFired  chan struct{}
 	calls      <-chan func()   // API work to run on the loop, when there is an API
 	bus        *eventBus       // API event followers, when there is an API
 	allSignals <-chan struct{} // closed when the late signals are notified too
 }
 
 func (l *loop) run(ctx context.Context) int {
-	l.ctxDone = ctx.Done()
+	ctxDone := ctx.Done()
 	for {
 		select {
 		case f := <-l.calls:
@@ -132,46 +123,47 @@ func (l *loop) run(ctx context.Context) int {
 				return l.result()
 			}
 		case e := <-l.childExit():
-			l.onChildExit(e)
-			if l.drain() {
+			if l.onChildExit(e) {
 				return l.result()
 			}
-		case <-l.ctxDone:
-			l.ctxDone = nil
+		case <-ctxDone:
+			ctxDone = nil
 			if l.onSignal(unix.SIGTERM) {
 				return l.result()
 			}
-		case <-timerC(l.stopTimer):
+		case <-l.stopFired:
 			l.stopTimer = nil
-			if l.code < 0 && l.child != nil {
+			if l.sweep == nil {
 				l.warnf("child pid %d still running %v after the stop signal: sending SIGKILL to its group", l.child.Pid, l.cfg.StopTimeout)
 				_ = unix.Kill(-l.child.Pid, unix.SIGKILL)
 			}
-		case <-timerC(l.graceTimer):
-			l.graceTimer = nil
-			l.killRest()
-		case <-timerC(l.finalTimer):
-			l.warnf("processes still not reaped %v after SIGKILL: exiting without them", finalWait)
-			return l.result()
+		case step := <-l.sweepFired():
+			if l.sweep.onStep(step) {
+				return l.result()
+			}
 		}
 	}
 }
 
+// sweepFired is the sweep's timer channel, nil (never ready) before the sweep.
+func (l *loop) sweepFired() <-chan sweepStep {
+	if l.sweep == nil {
+		return nil
+	}
+	return l.sweep.fired
+}
+
 // onSignal handles one received signal and reports whether gaffer is done.
 func (l *loop) onSignal(sig syscall.Signal) bool {
-	if sig == unix.SIGCHLD {
+	if l.sweep != nil {
+		return l.sweep.onSignal(sig)
+	}
+	action := classify(sig)
+	switch action {
+	case sigReap:
 		return l.reap()
-	}
-	if signals.NeverForward(sig) {
+	case sigIgnore:
 		l.debugf("received SIG%s: not forwarded", signals.Name(sig))
-		return false
-	}
-	if l.draining {
-		// The child is gone; an impatient stop request skips the rest of the grace period.
-		if signals.Terminating(sig) && !l.killed {
-			l.debugf("received SIG%s while stopping: sending SIGKILL now", signals.Name(sig))
-			l.killRest()
-		}
 		return false
 	}
 	out, ok := l.cfg.Rewrites.Apply(sig)
@@ -188,13 +180,20 @@ func (l *loop) onSignal(sig syscall.Signal) bool {
 	} else {
 		l.debugf("forwarded SIG%s as SIG%s to %d", signals.Name(sig), signals.Name(out), target)
 	}
-	if signals.Terminating(sig) && l.cfg.StopTimeout > 0 && l.stopTimer == nil {
-		l.stopTimer = time.NewTimer(l.cfg.StopTimeout)
+	if action == sigStop && l.cfg.StopTimeout > 0 && l.stopTimer == nil {
+		fired := l.stopFired
+		l.stopTimer = l.clock.AfterFunc(l.cfg.StopTimeout, func() {
+			select {
+			case fired <- struct{}{}:
+			default:
+			}
+		})
 	}
 	return false
 }
 
-func (l *loop) onChildExit(e reaper.Exit) {
+// onChildExit records the child's exit and starts the sweep; it reports whether gaffer is done.
+func (l *loop) onChildExit(e reaper.Exit) bool {
 	l.code = e.Code()
 	l.debugf("child pid %d exited with code %d", e.Pid, l.code)
 	if l.bus != nil {
@@ -205,13 +204,13 @@ func (l *loop) onChildExit(e reaper.Exit) {
 		l.stopTimer.Stop()
 		l.stopTimer = nil
 	}
-	l.draining = true
+	l.sweep = newSweep(sweepConfig{r: l.r, isInit: l.isInit, grace: l.cfg.Grace, clock: l.clock, debugf: l.debugf, warnf: l.warnf})
+	return l.sweep.begin()
 }
 
-// reap collects exited children and reports whether gaffer is done: the child has exited and no
-// process is left.
+// reap collects exited children while the child runs.
 func (l *loop) reap() bool {
-	orphans, none, err := l.r.Reap()
+	orphans, _, err := l.r.Reap()
 	if err != nil {
 		l.warnf("%v", err)
 	}
@@ -224,109 +223,28 @@ func (l *loop) reap() bool {
 	// The child's exit may have been collected just now; take it before judging.
 	select {
 	case e := <-l.childExit():
-		l.onChildExit(e)
-		return l.drain()
+		return l.onChildExit(e)
 	default:
 	}
-	return l.draining && l.noneLeft(none)
+	return false
 }
 
-// childExit is the channel of the child's exit; nil (never ready) when the loop has no child.
+// childExit is the channel of the child's exit; nil (never ready) once it was taken.
 func (l *loop) childExit() <-chan reaper.Exit {
-	if l.child == nil {
+	if l.sweep != nil {
 		return nil
 	}
 	return l.child.Exit
 }
 
-// noneLeft reports whether the sweep is over: no child at all, or, outside a PID namespace with
-// detached processes to spare, none but those.
-func (l *loop) noneLeft(noChildren bool) bool {
-	if noChildren {
-		return true
-	}
-	if l.isInit || l.skip == nil {
-		return false
-	}
-	return len(l.rest()) == 0
-}
-
-// rest lists gaffer's descendants but the trees of the pids in skip.
-func (l *loop) rest() []int {
-	pids, err := reaper.Descendants(os.Getpid())
-	if err != nil {
-		l.warnf("%v", err)
-	}
-	if l.skip == nil {
-		return pids
-	}
-	spared := map[int]bool{}
-	for _, p := range l.skip() {
-		spared[p] = true
-		sub, _ := reaper.Descendants(p)
-		for _, c := range sub {
-			spared[c] = true
-		}
-	}
-	return slices.DeleteFunc(pids, func(p int) bool { return spared[p] })
-}
-
-// drain starts the stop of what the child left behind, or reports that nothing is left.
-func (l *loop) drain() bool {
-	if _, none, _ := l.r.Reap(); l.noneLeft(none) {
-		return true
-	}
-	if l.graceTimer != nil || l.killed {
-		return false
-	}
-	n := l.signalRest(unix.SIGTERM)
-	l.debugf("child gone; sent SIGTERM to %d process(es) left behind, SIGKILL in %v", n, l.cfg.Grace)
-	l.graceTimer = time.NewTimer(l.cfg.Grace)
-	return false
-}
-
-func (l *loop) killRest() {
-	if l.graceTimer != nil {
-		l.graceTimer.Stop()
-		l.graceTimer = nil
-	}
-	l.killed = true
-	n := l.signalRest(unix.SIGKILL)
-	l.debugf("sent SIGKILL to %d process(es) left behind", n)
-	l.finalTimer = time.NewTimer(finalWait)
-}
-
-// signalRest sends sig to every process left: as PID 1 all of the namespace, else gaffer's
-// descendants. It returns how many it reached (-1 when kill(-1) does not say).
-func (l *loop) signalRest(sig syscall.Signal) int {
-	if l.isInit {
-		if err := unix.Kill(-1, sig); err != nil && !errors.Is(err, unix.ESRCH) {
-			l.warnf("kill(-1, SIG%s): %v", signals.Name(sig), err)
-		}
-		return -1
-	}
-	n := 0
-	for _, p := range l.rest() {
-		if unix.Kill(p, sig) == nil {
-			n++
-		}
-	}
-	return n
-}
+// exited reports whether the child has exited.
+func (l *loop) exited() bool { return l.code >= 0 }
 
 func (l *loop) result() int {
 	if slices.Contains(l.cfg.SuccessCodes, l.code) {
 		return 0
 	}
 	return l.code
-}
-
-// timerC is the channel of t, or nil (which never fires in a select) when there is no timer.
-func timerC(t *time.Timer) <-chan time.Time {
-	if t == nil {
-		return nil
-	}
-	return t.C
 }
 
 func orSilent(f Logf) Logf {

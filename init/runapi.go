@@ -29,11 +29,11 @@ const mainName = "main"
 var errRunMode = fmt.Errorf("not available in gaffer -- mode (use gaffer up): %w", api.ErrConflict)
 
 func (a *runAPI) view() api.Process {
-	p := api.Process{Name: mainName, Group: mainName, Instance: 1, Pid: a.pid, State: stateRunning, StartedAt: a.startedAt, Ready: true, Streams: []string{}}
+	p := api.Process{Name: mainName, Group: mainName, Instance: 1, Pid: a.pid, State: stateRunning.String(), StartedAt: a.startedAt, Ready: true, Streams: []string{}}
 	_ = a.do(func() {
 		if a.l.code >= 0 {
 			code := a.l.code
-			p.ExitCode, p.Pid, p.State, p.Ready = &code, 0, stateExited, false
+			p.ExitCode, p.Pid, p.State, p.Ready = &code, 0, stateExited.String(), false
 			p.ExitSignal = exitSignal(code)
 		}
 	})
@@ -147,7 +147,7 @@ func (a *runAPI) Shutdown() {
 
 // Health implements api.Backend.
 func (a *runAPI) Health() (bool, []string) {
-	if p := a.view(); p.State != stateRunning {
+	if p := a.view(); p.State != stateRunning.String() {
 		return false, []string{"main is " + p.State}
 	}
 	return true, nil

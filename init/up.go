@@ -2,13 +2,10 @@ package pid1
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"os"
 	"slices"
-	"strconv"
-	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -18,9 +15,7 @@ import (
 	"gaffer/reaper"
 	"gaffer/relay"
 	"gaffer/signals"
-	"gaffer/spawn"
 
-	"github.com/creack/pty"
 	"golang.org/x/sys/unix"
 )
 
@@ -40,69 +35,69 @@ type UpConfig struct {
 	Color      bool
 	Debugf     Logf
 	Warnf      Logf
+	// Clock is the time of backoffs, probes and timeouts; nil is the system's.
+	Clock Clock
 }
-
-// Process states, as the API reports them.
-const (
-	statePending  = "pending"  // waiting for its dependencies
-	stateStarting = "starting" // started, readiness not yet seen
-	stateRunning  = "running"  // started, no readiness probe
-	stateReady    = "ready"    // started and its probe succeeded
-	stateStopping = "stopping" // sent its stop signal
-	stateExited   = "exited"   // ended for good, or a oneshot that succeeded
-	stateBackoff  = "backoff"  // waiting to restart
-	stateFatal    = "fatal"    // gave up, failed, or can never start
-)
 
 // drainWait bounds how long output is read after a process exited: a grandchild may hold its pipes.
 const drainWait = 2 * time.Second
 
-// instance is one running copy of a configured process (web, or web.1, web.2 ...).
+// startBatch is how many processes the loop starts before it looks at signals, exits and API
+// calls again: a thousand forks in one pass would leave them waiting for seconds.
+const startBatch = 32
+
+// Readiness probes are tried at these intervals, doubling, until one succeeds.
+const (
+	probeFirst = 50 * time.Millisecond
+	probeMax   = time.Second
+)
+
+// instance is one running copy of a configured process (web, or web.1, web.2 ...). Only the
+// loop touches it, but io.writeMu and logs, which API writers use outside the loop.
 type instance struct {
-	cfg      *config.Process
-	name     string
-	index    int // 1-based instance number
-	level    int // dependency depth: started after every lower level, stopped before them
-	color    int
-	state    string
-	proc     *spawn.Process // nil when not running
-	gen      int            // increments at every start; stale timer and probe events carry an old one
+	cfg   *config.Process
+	name  string
+	index int // 1-based instance number
+	level int // dependency depth: started after every lower level, stopped before them
+	color int
+
+	state state
+	since time.Time  // when it entered state
+	stop  stopReason // in stateStopping: why, which decides what its exit leads to
+	// killed: in stateStopping, its stop timeout ran out and it got SIGKILL.
+	killed bool
+
+	proc child // its process; nil when none runs
+	// gen counts the instance's runs and the times its pending timers and probes were
+	// forgotten: an event that carries an older gen is stale and dropped.
+	gen      int
+	timers   []Timer // pending timers of this gen
 	started  time.Time
 	restarts int
-	recent   []time.Time // restarts within restart_window
-	delay    time.Duration
-	code     int  // the last exit code, -1 before the first exit
-	stopping bool // gaffer asked it to stop (shutdown or readiness timeout)
-	killed   bool // stop timeout ran out and it got SIGKILL
-	cancel   context.CancelFunc
-	stdin    *os.File // gaffer's end of its stdin pipe (redirect_input)
-	// stdinShared: stdin is the pty master, which its relay owns and closes.
-	stdinShared bool
-	streams     []*os.File // gaffer's ends of custom streams
-	readers     []output   // streams being relayed, for bounding the drain
-	held        bool       // stopped over the API: no restart, no on_end, until started again
-	removing    bool       // scaled away: removed once it exited
-	writeMu     sync.Mutex // one stdin or stream write at a time
-	logs        *logRing
-}
+	hist     history
+	code     int // the last exit code, -1 before the first
 
-// output is one stream of a process that gaffer relays: stdout ("out"), stderr ("err"), or a
-// custom stream (its label, custom set).
-type output struct {
-	f      *os.File
-	stream string
-	custom bool
+	// Readiness, while starting.
+	probe       child              // an exec probe running
+	probeCancel context.CancelFunc // a network or file probe under way
+	probeDelay  time.Duration      // before the next try
+	probeErr    error              // the last failure
+
+	io   ioState
+	logs *logRing
 }
 
 type eventKind int
 
 const (
 	evRestart eventKind = iota
-	evReady
+	evProbe
+	evProbeResult
 	evReadyTimeout
 	evStopTimeout
 )
 
+// event is a timer or probe result for the loop.
 type event struct {
 	kind eventKind
 	inst *instance
@@ -110,58 +105,87 @@ type event struct {
 	err  error
 }
 
+// shutdownState is the ordered stop under way.
+type shutdownState struct {
+	level        int  // the level being stopped
+	code         int  // the exit code the shutdown began with
+	unclean      bool // a process did not stop cleanly on its stop signal
+	firstUnclean int  // the exit code of the first that did not
+}
+
 // supervisor is the loop of `gaffer up`: one goroutine owns every instance.
 type supervisor struct {
-	cfg      UpConfig
-	r        *reaper.Reaper
-	isInit   bool
-	insts    []*instance // in file order
-	out      *relay.Writer
-	errOut   *relay.Writer
-	events   chan event
-	debugf   Logf
-	warnf    Logf
-	stopping bool // ordered shutdown under way
-	level    int  // the level being stopped
-	code     int  // exit code once stopping
-	failure  int  // code of the last failure, 0 if none
-	unclean  bool // a process did not stop cleanly on its stop signal
-	rest     *loop
-	levels   map[string]int // dependency depth of each configured process
-	relays   sync.WaitGroup // output being copied; waited for before gaffer exits
+	cfg    UpConfig
+	clock  Clock
+	launch launcher
+	r      *reaper.Reaper // nil in tests that start nothing
+	isInit bool
+	insts  []*instance // in file order
+	levels map[string]int
+	out    *relay.Writer
+	errOut *relay.Writer
+	events chan event
+	debugf Logf
+	warnf  Logf
+
+	stopping *shutdownState // the ordered shutdown, once begun
+	failure  int            // code of the last failure, 0 if none
+	sweep    *sweep         // after the last level: the leftovers' stop
+	strays   []child        // probe children no longer wanted, still to be collected
+	starting bool           // pending instances may be startable: startSome has work
+	ready    chan struct{}  // closed at once: always ready in a select
+
+	relays sync.WaitGroup // output being copied; waited for before gaffer exits
 
 	loopCalls // API work, run on the loop; exited is closed when Up returns
 	startedAt time.Time
 	bus       eventBus
 }
 
-// Up runs every configured process, supervises them by their policies, relays their output and,
-// when it is time, stops them in reverse dependency order. It returns gaffer's exit code.
-func Up(ctx context.Context, cfg UpConfig) (int, error) {
-	debugf, warnf := orSilent(cfg.Debugf), orSilent(cfg.Warnf)
-	s := &supervisor{
-		cfg: cfg, r: reaper.New(), isInit: reaper.IsPID1(), events: make(chan event, 1024), debugf: debugf, warnf: warnf,
-		loopCalls: newLoopCalls(), startedAt: time.Now(),
-	}
-	if !s.isInit {
-		if err := reaper.SetSubreaper(); err != nil {
-			warnf("not PID 1 and %v: orphans will not be reaped by gaffer", err)
-		}
-	}
-	if _, _, err := s.r.Reap(); err != nil {
-		warnf("%v", err)
-	}
+// newSupervisor builds the supervisor of cfg with its instances; nothing is started.
+func newSupervisor(cfg UpConfig, r *reaper.Reaper, launch func(*supervisor) launcher) (*supervisor, error) {
 	settings := cfg.Config.Settings
 	format, err := relay.ParseFormat(settings.Output)
 	if err != nil {
+		return nil, err
+	}
+	clock := orSystem(cfg.Clock)
+	s := &supervisor{
+		cfg: cfg, clock: clock, r: r, events: make(chan event, 1024),
+		debugf: orSilent(cfg.Debugf), warnf: orSilent(cfg.Warnf),
+		loopCalls: newLoopCalls(), startedAt: clock.Now(), ready: make(chan struct{}),
+	}
+	close(s.ready)
+	opts := relay.Options{Format: format, Timestamps: settings.Timestamps, Color: cfg.Color}
+	stdout, stderr := cfg.Stdout, cfg.Stderr
+	if stdout == nil {
+		stdout = io.Discard
+	}
+	if stderr == nil {
+		stderr = io.Discard
+	}
+	s.out = relay.NewWriter(stdout, opts)
+	s.errOut = relay.NewWriter(stderr, opts)
+	s.launch = launch(s)
+	s.build()
+	return s, nil
+}
+
+// Up runs every configured process, supervises them by their policies, relays their output and,
+// when it is time, stops them in reverse dependency order. It returns gaffer's exit code.
+// Process-wide settings (working directory, subreaper bit, signal notification) are the
+// caller's.
+func Up(ctx context.Context, cfg UpConfig) (int, error) {
+	r := reaper.New()
+	s, err := newSupervisor(cfg, r, func(s *supervisor) launcher {
+		return &osLauncher{r: r, out: s.out, errOut: s.errOut, relays: &s.relays, warnf: s.warnf}
+	})
+	if err != nil {
 		return 2, err
 	}
-	opts := relay.Options{Format: format, Timestamps: settings.Timestamps, Color: cfg.Color}
-	s.out = relay.NewWriter(cfg.Stdout, opts)
-	s.errOut = relay.NewWriter(cfg.Stderr, opts)
-	s.build()
-	if err := os.Chdir("/"); err != nil {
-		debugf("chdir /: %v", err)
+	s.isInit = reaper.IsPID1()
+	if _, _, err := r.Reap(); err != nil {
+		s.warnf("%v", err)
 	}
 	s.startReady()
 	allSignals := notifyLate(cfg.NotifyLate)
@@ -173,71 +197,88 @@ func Up(ctx context.Context, cfg UpConfig) (int, error) {
 	defer close(s.exited)
 	s.checkDone()
 	ctxDone := ctx.Done()
-	for {
-		if s.rest != nil {
-			// Every supervised process is gone: what is left is the run loop's job.
-			return s.finish(ctx), nil
-		}
+	for s.sweep == nil {
 		select {
 		case f := <-s.calls:
 			f()
 		case <-allSignals:
 			allSignals = nil
-			debugf("forwarding all signals")
+			s.debugf("forwarding all signals")
 		case sig := <-cfg.Signals:
 			s.onSignal(sig.(syscall.Signal))
 		case ev := <-s.events:
 			s.onEvent(ev)
+		case <-s.more():
+			s.startSome()
 		case <-ctxDone:
 			ctxDone = nil
 			s.shutdown(0, "stop requested")
 		}
 	}
+	// Every supervised process is gone: what is left is the sweep's job.
+	return s.finish(ctx), nil
+}
+
+// more is ready while pending instances may be startable, so that the loop serves other work
+// between batches of starts; nil (never ready) otherwise.
+func (s *supervisor) more() <-chan struct{} {
+	if !s.starting {
+		return nil
+	}
+	return s.ready
 }
 
 // build makes the instances of every configured process, in file order, with their levels.
 func (s *supervisor) build() {
 	procs := s.cfg.Config.Processes
-	levels := map[string]int{}
-	s.levels = levels
-	var level func(name string, depth int) int
-	byName := map[string]*config.Process{}
-	for i := range procs {
-		byName[procs[i].Name] = &procs[i]
-	}
-	level = func(name string, depth int) int {
-		if l, ok := levels[name]; ok {
-			return l
-		}
-		p := byName[name]
-		l := 0
-		if p != nil && depth < len(procs) {
-			for _, dep := range p.After {
-				l = max(l, level(dep, depth+1)+1)
-			}
-		}
-		levels[name] = l
-		return l
-	}
+	s.levels = levels(procs)
 	for i := range procs {
 		p := &procs[i]
-		n := max(p.NumProcesses, 1)
-		for k := 1; k <= n; k++ {
-			s.insts = append(s.insts, s.newInstance(p, k, level(p.Name, 0)))
+		for k := 1; k <= max(p.NumProcesses, 1); k++ {
+			s.insts = append(s.insts, s.newInstance(p, k))
 		}
 	}
 	s.setWidth()
 }
 
-func (s *supervisor) newInstance(p *config.Process, k, level int) *instance {
+// levels gives each process its dependency depth: 0 without `after`, else one more than the
+// deepest of its dependencies. A cycle (refused by config) cannot recurse for ever.
+func levels(procs []config.Process) map[string]int {
+	out := map[string]int{}
+	byName := map[string]*config.Process{}
+	for i := range procs {
+		byName[procs[i].Name] = &procs[i]
+	}
+	var level func(name string, depth int) int
+	level = func(name string, depth int) int {
+		if l, ok := out[name]; ok {
+			return l
+		}
+		l := 0
+		if p := byName[name]; p != nil && depth < len(procs) {
+			for _, dep := range p.After {
+				l = max(l, level(dep, depth+1)+1)
+			}
+		}
+		out[name] = l
+		return l
+	}
+	for _, p := range procs {
+		level(p.Name, 0)
+	}
+	return out
+}
+
+func (s *supervisor) newInstance(p *config.Process, k int) *instance {
 	name := instanceName(p, k)
 	size := s.cfg.LogBytes
 	if size <= 0 {
 		size = 256 << 10
 	}
 	return &instance{
-		cfg: p, name: name, index: k, level: level, color: len(s.insts),
-		state: statePending, code: -1, delay: p.Backoff, logs: newLogRing(name, size),
+		cfg: p, name: name, index: k, level: s.levels[p.Name], color: len(s.insts),
+		state: statePending, since: s.clock.Now(), code: -1, hist: history{delay: p.Backoff},
+		logs: newLogRing(name, size),
 	}
 }
 
@@ -274,14 +315,15 @@ func (s *supervisor) satisfied(name string) bool {
 	return true
 }
 
-// blocked reports whether a dependency of in can never become satisfied.
-func (s *supervisor) blocked(in *instance) (string, bool) {
+// blockedBy names a dependency of in that can never become satisfied.
+func (s *supervisor) blockedBy(in *instance) (string, bool) {
 	for _, dep := range in.cfg.After {
 		for _, d := range s.insts {
 			if d.cfg.Name != dep {
 				continue
 			}
-			if d.state == stateFatal || (d.state == stateExited && !(d.cfg.Oneshot && slices.Contains(d.cfg.SuccessCodes, d.code))) {
+			failedOneshot := d.state == stateExited && !(d.cfg.Oneshot && slices.Contains(d.cfg.SuccessCodes, d.code))
+			if d.state == stateFatal || failedOneshot {
 				return dep, true
 			}
 		}
@@ -289,19 +331,35 @@ func (s *supervisor) blocked(in *instance) (string, bool) {
 	return "", false
 }
 
-// startReady starts every pending instance whose dependencies are satisfied, in file order, and
-// marks those that can never start.
+func (s *supervisor) blocked(in *instance) bool {
+	_, ok := s.blockedBy(in)
+	return ok
+}
+
+// startReady asks the loop to start, in batches, every pending instance whose dependencies are
+// satisfied.
 func (s *supervisor) startReady() {
-	if s.stopping {
+	if s.stopping == nil {
+		s.starting = true
+	}
+}
+
+// startSome starts up to startBatch pending instances whose dependencies are satisfied, in file
+// order, and marks those that can never start. It clears starting once a pass found nothing left.
+func (s *supervisor) startSome() {
+	if s.stopping != nil {
+		s.starting = false
 		return
 	}
-	for _, in := range s.insts {
+	n := 0
+	for _, in := range slices.Clone(s.insts) {
 		if in.state != statePending {
 			continue
 		}
-		if dep, ok := s.blocked(in); ok {
-			in.state = stateFatal
+		if dep, ok := s.blockedBy(in); ok {
+			s.to(in, stateFatal, "", -1, "")
 			s.out.Event("%s will not start: %s ended", in.name, dep)
+			s.checkDone()
 			continue
 		}
 		ready := true
@@ -311,334 +369,175 @@ func (s *supervisor) startReady() {
 				break
 			}
 		}
-		if ready {
-			s.start(in)
+		if !ready {
+			continue
+		}
+		if n == startBatch {
+			return // more next time round
+		}
+		n++
+		s.start(in)
+		if s.stopping != nil {
+			break
 		}
 	}
+	s.starting = false
 }
 
-// start spawns in, wires its streams, and starts its readiness probe.
+// start spawns in and starts its readiness probe.
 func (s *supervisor) start(in *instance) {
-	spec, closeAfter, err := s.spec(in)
-	if err == nil {
-		var p *spawn.Process
-		p, err = spawn.Start(s.r, spec)
-		for _, f := range closeAfter {
-			_ = f.Close()
-		}
-		if err == nil {
-			in.proc = p
-		}
-	}
+	s.forget(in)
+	in.started = s.clock.Now()
+	in.killed, in.stop, in.probeErr = false, stopNone, nil
+	p, err := s.launch.start(in)
 	if err != nil {
-		// No relay owns the pipes of a child that never ran.
-		for _, o := range in.readers {
-			_ = o.f.Close()
-		}
-		in.readers = nil
-		s.closeStreams(in)
-		code := spawn.CodeNotExecutable
-		var se *spawn.StartError
-		if errors.As(err, &se) {
-			code = se.Code
-		}
 		s.out.Event("%s cannot start: %v", in.name, err)
-		in.started = time.Now()
-		s.onExit(in, code)
+		s.exit(in, startCode(err))
 		return
 	}
-	in.gen++
-	in.started = time.Now()
-	in.stopping, in.killed = false, false
-	s.out.Event("%s started (pid %d)", in.name, in.proc.Pid)
-	s.emit("spawn", in, -1, "")
-	for _, r := range in.readers {
-		s.relay(in, r)
-	}
-	if in.cfg.Ready.Kind == "" || in.cfg.Ready.Kind == "none" {
-		in.state = stateRunning
+	in.proc = p
+	s.out.Event("%s started (pid %d)", in.name, p.PID())
+	if in.cfg.Ready.Kind == config.ProbeNone || in.cfg.Ready.Kind == "" {
+		s.to(in, stateRunning, "spawn", -1, "")
 		s.startReady()
 		return
 	}
-	in.state = stateStarting
-	ctx, cancel := context.WithCancel(context.Background())
-	in.cancel = cancel
-	go s.probe(ctx, in, in.gen)
+	s.to(in, stateStarting, "spawn", -1, "")
+	if in.cfg.ReadyTimeout > 0 {
+		s.after(in, in.cfg.ReadyTimeout, evReadyTimeout)
+	}
+	in.probeDelay = probeFirst
+	s.probe(in)
 }
 
-// relay copies one of in's output streams to gaffer's stdout (stdout, custom streams) or stderr,
-// labelled as redirect_output says.
-func (s *supervisor) relay(in *instance, o output) {
-	name, stream, dst := in.name, o.stream, s.out
-	labels := in.cfg.RedirectOutput
-	switch {
-	case o.custom:
-		name = in.name + ":" + o.stream
-	case o.stream == "err":
-		dst = s.errOut
-		if len(labels) > 1 {
-			stream = labels[1]
-		}
-	case len(labels) > 0:
-		stream = labels[0]
+// after arms a timer of in's current gen that hands kind to the loop after d.
+func (s *supervisor) after(in *instance, d time.Duration, kind eventKind) {
+	ev := event{kind: kind, inst: in, gen: in.gen}
+	in.timers = append(in.timers, s.clock.AfterFunc(d, func() { s.events <- ev }))
+}
+
+// forget makes every pending timer and probe of in stale: stopped where it can be, ignored
+// where it already fired.
+func (s *supervisor) forget(in *instance) {
+	in.gen++
+	for _, t := range in.timers {
+		t.Stop()
 	}
-	ring := in.logs
-	src := relay.Source{Name: name, Pid: in.proc.Pid, Stream: stream, Color: in.color, Tap: func(b []byte) { ring.add(stream, b) }}
-	s.relays.Add(1)
+	in.timers = nil
+	if in.probeCancel != nil {
+		in.probeCancel()
+		in.probeCancel = nil
+	}
+	if in.probe != nil {
+		_ = in.probe.Signal(unix.SIGKILL)
+		s.strays = append(s.strays, in.probe)
+		in.probe = nil
+	}
+}
+
+// probe tries in's readiness once: an exec probe is started here, on the loop, like every child;
+// the others run on a goroutine of their own. The result comes back as evProbeResult.
+func (s *supervisor) probe(in *instance) {
+	if in.cfg.Ready.Kind == config.ProbeExec {
+		p, err := s.launch.startProbe(in)
+		if err != nil {
+			s.onProbeResult(in, err)
+			return
+		}
+		in.probe = p
+		return
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	in.probeCancel = cancel
+	ev := event{kind: evProbeResult, inst: in, gen: in.gen}
+	probe := in.cfg.Ready
 	go func() {
-		defer s.relays.Done()
-		defer s.survive("relay of " + name)
-		defer o.f.Close()
-		_ = dst.Copy(o.f, src)
+		defer survive(s.warnf, "readiness probe of "+in.name)
+		ev.err = s.launch.check(ctx, probe)
+		s.events <- ev
 	}()
 }
 
-// spec builds the child of in: argv, environment, identity, and its streams. closeAfter are the
-// child's ends, which gaffer closes once the child has them.
-func (s *supervisor) spec(in *instance) (spawn.Spec, []*os.File, error) {
-	p := in.cfg
-	var base []string
-	if !p.ClearEnv {
-		base = os.Environ()
+// onProbeResult makes in ready, or tries again later.
+func (s *supervisor) onProbeResult(in *instance, err error) {
+	if in.state != stateStarting {
+		return
 	}
-	var sets []string
-	keys := make([]string, 0, len(p.Env))
-	for k := range p.Env {
-		keys = append(keys, k)
+	if err == nil {
+		s.forget(in) // the ready timeout
+		s.to(in, stateReady, "ready", -1, "")
+		s.out.Event("%s ready", in.name)
+		s.startReady()
+		return
 	}
-	slices.Sort(keys)
-	for _, k := range keys {
-		sets = append(sets, k+"="+p.Env[k])
-	}
-	sets = append(sets, "GAFFER_PROCESS_NAME="+p.Name, "GAFFER_PROCESS_INSTANCE="+strconv.Itoa(in.index))
-	spec := spawn.Spec{Name: in.name, Dir: p.Cwd}
-	if p.User != "" {
-		id, err := spawn.SystemUsers().Lookup(p.User)
-		if err != nil {
-			return spec, nil, fmt.Errorf("user %s: %w", p.User, err)
-		}
-		spec.Identity = &id
-	}
-	var streamFds []string
-	for i, label := range p.CustomStreams {
-		streamFds = append(streamFds, "GAFFER_STREAM_"+envName(label)+"="+strconv.Itoa(3+i))
-	}
-	spec.Env = spawn.Environ(base, spec.Identity, append(sets, streamFds...))
-	spec.Argv = append([]string{}, p.Cmd...)
-	for _, a := range p.Args {
-		arg := os.Expand(a, func(k string) string { v, _ := spawn.Getenv(spec.Env, k); return v })
-		if p.Shell && len(spec.Argv) == 3 {
-			spec.Argv[2] += " " + shellQuote(arg)
-		} else {
-			spec.Argv = append(spec.Argv, arg)
-		}
-	}
-
-	var closeAfter []*os.File
-	in.readers = nil
-	fail := func(err error) (spawn.Spec, []*os.File, error) {
-		for _, f := range closeAfter {
-			_ = f.Close()
-		}
-		for _, o := range in.readers {
-			_ = o.f.Close()
-		}
-		in.readers = nil
-		s.closeStreams(in)
-		return spec, nil, err
-	}
-	if p.TTY {
-		master, slave, err := pty.Open()
-		if err != nil {
-			return fail(fmt.Errorf("open pty: %w", err))
-		}
-		closeAfter = append(closeAfter, slave)
-		spec.Stdin, spec.Stdout, spec.Stderr, spec.Session = slave, slave, slave, true
-		// The relay owns the master and closes it; stdin writes share it.
-		in.readers = append(in.readers, output{f: master, stream: "out"})
-		if p.RedirectInput {
-			in.stdin, in.stdinShared = master, true
-		}
-	} else {
-		spec.Stdout, spec.Stderr = os.Stdout, os.Stderr
-		for i, name := range []string{"out", "err"} {
-			if i >= len(p.RedirectOutput) {
-				break
-			}
-			r, w, err := os.Pipe()
-			if err != nil {
-				return fail(fmt.Errorf("pipe: %w", err))
-			}
-			closeAfter = append(closeAfter, w)
-			in.readers = append(in.readers, output{f: r, stream: name})
-			if i == 0 {
-				spec.Stdout = w
-			} else {
-				spec.Stderr = w
-			}
-		}
-		if p.RedirectInput {
-			r, w, err := os.Pipe()
-			if err != nil {
-				return fail(fmt.Errorf("pipe: %w", err))
-			}
-			closeAfter = append(closeAfter, r)
-			spec.Stdin, in.stdin = r, w
-		}
-	}
-	for _, label := range p.CustomStreams {
-		fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
-		if err != nil {
-			return fail(fmt.Errorf("stream %s: %w", label, err))
-		}
-		// Non-blocking, so that the runtime poller serves it and a read deadline can end the drain.
-		_ = unix.SetNonblock(fds[0], true)
-		mine := os.NewFile(uintptr(fds[0]), "stream "+label)
-		theirs := os.NewFile(uintptr(fds[1]), label)
-		closeAfter = append(closeAfter, theirs)
-		spec.ExtraFiles = append(spec.ExtraFiles, theirs)
-		in.streams = append(in.streams, mine)
-		in.readers = append(in.readers, output{f: mine, stream: label, custom: true})
-	}
-	return spec, closeAfter, nil
-}
-
-// closeStreams closes gaffer's ends of in's stdin and custom streams.
-func (s *supervisor) closeStreams(in *instance) {
-	if in.stdin != nil && !in.stdinShared {
-		_ = in.stdin.Close()
-	}
-	in.stdin, in.stdinShared = nil, false
-	in.streams = nil
-}
-
-// survive keeps a panic in one of the supervisor's goroutines from ending PID 1, and the container
-// with it: the goroutine's work is lost, gaffer goes on. Deferred first thing in each.
-func (s *supervisor) survive(what string) {
-	if r := recover(); r != nil {
-		s.warnf("internal error in %s: %v", what, r)
-	}
-}
-
-// probe polls in's readiness until it succeeds, the process goes, or ready_timeout passes.
-func (s *supervisor) probe(ctx context.Context, in *instance, gen int) {
-	defer s.survive("readiness probe of " + in.name)
-	p := in.cfg.Ready
-	deadline := time.Now().Add(in.cfg.ReadyTimeout)
-	interval := 50 * time.Millisecond
-	for {
-		var err error
-		if p.Kind == "exec" {
-			err = s.execProbe(ctx, in)
-		} else {
-			err = probeOnce(ctx, p)
-		}
-		if err == nil {
-			s.events <- event{kind: evReady, inst: in, gen: gen}
-			return
-		}
-		if in.cfg.ReadyTimeout > 0 && time.Now().After(deadline) {
-			s.events <- event{kind: evReadyTimeout, inst: in, gen: gen, err: err}
-			return
-		}
-		select {
-		case <-ctx.Done():
-			return
-		case <-time.After(interval):
-		}
-		interval = min(interval*2, time.Second)
-	}
-}
-
-// execProbe runs the probe command as the process runs (user, directory, environment) and wants
-// exit 0. Its exit comes through the reaper like every other child's.
-func (s *supervisor) execProbe(ctx context.Context, in *instance) error {
-	spec := spawn.Spec{Name: in.name + " probe", Argv: []string{"/bin/sh", "-c", in.cfg.Ready.Target}, Dir: in.cfg.Cwd, Env: os.Environ()}
-	if in.cfg.User != "" {
-		id, err := spawn.SystemUsers().Lookup(in.cfg.User)
-		if err != nil {
-			return err
-		}
-		spec.Identity = &id
-	}
-	p, err := spawn.Start(s.r, spec)
-	if err != nil {
-		return err
-	}
-	defer p.Release()
-	select {
-	case e := <-p.Exit:
-		if c := e.Code(); c != 0 {
-			return fmt.Errorf("exit %d", c)
-		}
-		return nil
-	case <-ctx.Done():
-		_ = p.Signal(unix.SIGKILL)
-		return ctx.Err()
-	}
+	in.probeErr = err
+	s.after(in, in.probeDelay, evProbe)
+	in.probeDelay = min(in.probeDelay*2, probeMax)
 }
 
 func (s *supervisor) onEvent(ev event) {
 	in := ev.inst
-	if ev.gen != in.gen {
-		return
+	if ev.gen != in.gen || in.state == stateRemoved {
+		return // stale: of an earlier run, or of an instance scaled away
 	}
 	switch ev.kind {
 	case evRestart:
-		if in.state == stateBackoff && !s.stopping {
+		if in.state == stateBackoff && s.stopping == nil {
 			s.start(in)
 		}
-	case evReady:
+	case evProbe:
 		if in.state == stateStarting {
-			in.state = stateReady
-			s.out.Event("%s ready", in.name)
-			s.emit("ready", in, -1, "")
-			s.startReady()
+			s.probe(in)
 		}
+	case evProbeResult:
+		in.probeCancel = nil
+		s.onProbeResult(in, ev.err)
 	case evReadyTimeout:
 		if in.state == stateStarting && in.proc != nil {
-			s.out.Event("%s not ready after %v (%v): stopping it", in.name, in.cfg.ReadyTimeout, ev.err)
-			s.stop(in)
+			why := "no answer yet"
+			if in.probeErr != nil {
+				why = in.probeErr.Error()
+			}
+			s.out.Event("%s not ready after %v (%s): stopping it", in.name, in.cfg.ReadyTimeout, why)
+			s.stopInstance(in, stopUnready)
 		}
 	case evStopTimeout:
-		if in.proc != nil {
+		if in.state == stateStopping && in.proc != nil {
 			s.out.Event("%s still running %v after SIG%s: sending SIGKILL", in.name, in.cfg.StopTimeout, signals.Name(in.cfg.StopSignal))
 			in.killed = true
-			_ = unix.Kill(-in.proc.Pid, unix.SIGKILL)
+			_ = in.proc.SignalGroup(unix.SIGKILL)
 		}
 	}
 }
 
-// stop sends in's stop signal to its process group and arms its stop timeout.
-func (s *supervisor) stop(in *instance) {
-	if in.proc == nil || in.stopping {
+// stopInstance sends in's stop signal to its process group and arms its stop timeout; why says
+// what its exit will lead to.
+func (s *supervisor) stopInstance(in *instance, why stopReason) {
+	if in.proc == nil || in.state == stateStopping {
 		return
 	}
-	in.stopping = true
-	in.state = stateStopping
-	if in.cancel != nil {
-		in.cancel()
-	}
-	if err := unix.Kill(-in.proc.Pid, in.cfg.StopSignal); err != nil && !errors.Is(err, unix.ESRCH) {
+	s.forget(in)
+	in.stop = why
+	s.to(in, stateStopping, "", -1, "")
+	if err := in.proc.SignalGroup(in.cfg.StopSignal); err != nil && !errorsIsESRCH(err) {
 		s.warnf("stop %s: %v", in.name, err)
 	}
-	gen := in.gen
-	time.AfterFunc(in.cfg.StopTimeout, func() { s.events <- event{kind: evStopTimeout, inst: in, gen: gen} })
+	s.after(in, in.cfg.StopTimeout, evStopTimeout)
 }
 
 func (s *supervisor) onSignal(sig syscall.Signal) {
-	switch {
-	case sig == unix.SIGCHLD:
+	switch classify(sig) {
+	case sigReap:
 		s.reap()
-	case signals.NeverForward(sig):
+	case sigIgnore:
 		s.debugf("received SIG%s: not forwarded", signals.Name(sig))
-	case signals.Terminating(sig):
-		if s.stopping {
+	case sigStop:
+		if s.stopping != nil {
 			s.out.Event("received SIG%s again: killing everything", signals.Name(sig))
 			for _, in := range s.insts {
 				if in.proc != nil && !in.cfg.Detach {
 					in.killed = true
-					_ = unix.Kill(-in.proc.Pid, unix.SIGKILL)
+					_ = in.proc.SignalGroup(unix.SIGKILL)
 				}
 			}
 			return
@@ -657,118 +556,104 @@ func (s *supervisor) onSignal(sig syscall.Signal) {
 
 // reap collects exits and hands each to its instance.
 func (s *supervisor) reap() {
-	orphans, _, err := s.r.Reap()
-	if err != nil {
-		s.warnf("%v", err)
+	if s.r != nil {
+		orphans, _, err := s.r.Reap()
+		if err != nil {
+			s.warnf("%v", err)
+		}
+		if len(orphans) > 0 {
+			s.debugf("reaped %d orphans", len(orphans))
+			s.emit("reap", nil, -1, fmt.Sprintf("%d orphans", len(orphans)))
+		}
 	}
-	if len(orphans) > 0 {
-		s.debugf("reaped %d orphans", len(orphans))
-		s.emit("reap", nil, -1, strconv.Itoa(len(orphans))+" orphans")
-	}
+	s.collect()
+}
+
+// collect takes the exits that arrived for the instances' processes and probes.
+func (s *supervisor) collect() {
+	s.strays = slices.DeleteFunc(s.strays, func(p child) bool {
+		select {
+		case <-p.Exit():
+			p.Release()
+			return true
+		default:
+			return false
+		}
+	})
 	for _, in := range slices.Clone(s.insts) {
+		if in.probe != nil {
+			select {
+			case e := <-in.probe.Exit():
+				in.probe.Release()
+				in.probe = nil
+				var err error
+				if c := e.Code(); c != 0 {
+					err = fmt.Errorf("exit %d", c)
+				}
+				s.onProbeResult(in, err)
+			default:
+			}
+		}
 		if in.proc == nil {
 			continue
 		}
 		select {
-		case e := <-in.proc.Exit:
+		case e := <-in.proc.Exit():
 			s.emit("exit", in, e.Code(), "")
 			in.proc.Release()
 			in.proc = nil
-			s.onExit(in, e.Code())
+			s.launch.ended(in)
+			s.exit(in, e.Code())
 		default:
 		}
 	}
 }
 
-// onExit decides what follows the end of in: restart, give up, shut everything down, or nothing.
-func (s *supervisor) onExit(in *instance, code int) {
+// exit carries out what follows the end of in's process (or a start that failed): restart, give
+// up, shut everything down, remove it, or nothing.
+func (s *supervisor) exit(in *instance, code int) {
 	in.code = code
-	if in.cancel != nil {
-		in.cancel()
-		in.cancel = nil
-	}
-	deadline := time.Now().Add(drainWait)
-	for _, o := range in.readers {
-		_ = o.f.SetReadDeadline(deadline)
-	}
-	in.readers = nil
-	s.closeStreams(in)
+	stop, killed := in.stop, in.killed
+	s.forget(in)
+	in.stop, in.killed = stopNone, false
 	s.out.Event("%s exited with code %d%s", in.name, code, describeCode(code))
-
-	if in.removing {
-		in.logs.close()
-		s.insts = slices.DeleteFunc(s.insts, func(x *instance) bool { return x == in })
-		s.setWidth()
-		s.out.Event("%s removed", in.name)
-		if s.stopping {
+	facts := exitFacts{code: code, stop: stop, killed: killed, stopping: s.stopping != nil}
+	d := decideExit(in.cfg, history{started: in.started, delay: in.hist.delay, recent: in.hist.recent}, facts, s.clock.Now())
+	switch d.next {
+	case stateRemoved:
+		s.remove(in)
+		if s.stopping != nil {
 			s.advance()
 		}
 		return
-	}
-	if s.stopping {
-		in.state = stateExited
-		if in.killed || !(code == 128+int(in.cfg.StopSignal) || slices.Contains(in.cfg.SuccessCodes, code)) {
-			if !s.unclean && s.code == 0 {
-				s.code = code
+	case stateExited:
+		if s.stopping != nil {
+			s.to(in, stateExited, "", -1, "")
+			if d.unclean && !s.stopping.unclean {
+				s.stopping.unclean, s.stopping.firstUnclean = true, code
 			}
-			s.unclean = true
+			s.advance()
+			return
 		}
-		s.advance()
-		return
-	}
-	if in.cfg.Detach || in.held {
-		in.state = stateExited
-		s.checkDone()
-		return
-	}
-	success := slices.Contains(in.cfg.SuccessCodes, code) && !in.stopping
-	if in.cfg.Oneshot && success {
-		in.state = stateExited
-		s.startReady()
-		s.checkDone()
-		return
-	}
-	restart := in.cfg.Restart == "always" || (in.cfg.Restart == "on-failure" && !success)
-	if restart {
-		now := time.Now()
-		if in.cfg.MaxRestarts > 0 {
-			in.recent = slices.DeleteFunc(in.recent, func(t time.Time) bool { return now.Sub(t) > in.cfg.RestartWindow })
-			if len(in.recent) >= in.cfg.MaxRestarts {
-				s.out.Event("%s gave up: %d restarts within %v", in.name, len(in.recent), in.cfg.RestartWindow)
-				s.emit("gave-up", in, code, "")
-				s.endForGood(in, code, false, true)
-				return
-			}
-		}
-		if now.Sub(in.started) >= in.cfg.BackoffMax {
-			in.delay = in.cfg.Backoff
-		}
-		d := in.delay
-		in.delay = min(in.delay*2, in.cfg.BackoffMax)
-		in.recent = append(in.recent, now)
+	case stateBackoff:
+		in.hist = d.hist
 		in.restarts++
-		in.state = stateBackoff
-		s.out.Event("%s restarting in %v", in.name, d)
-		s.emit("restart", in, code, d.String())
-		gen := in.gen
-		time.AfterFunc(d, func() { s.events <- event{kind: evRestart, inst: in, gen: gen} })
+		s.to(in, stateBackoff, "restart", code, d.delay.String())
+		s.out.Event("%s restarting in %v", in.name, d.delay)
+		s.after(in, d.delay, evRestart)
 		return
 	}
-	s.endForGood(in, code, success, false)
-}
-
-// endForGood applies on_end to an instance that will not run again.
-func (s *supervisor) endForGood(in *instance, code int, success, gaveUp bool) {
-	in.state = stateExited
-	if gaveUp || !success {
-		in.state = stateFatal
+	in.hist = d.hist
+	if d.gaveUp {
+		s.out.Event("%s gave up: %d restarts within %v", in.name, len(d.hist.recent), in.cfg.RestartWindow)
+		s.to(in, d.next, "gave-up", code, "")
+	} else {
+		s.to(in, d.next, "", -1, "")
+	}
+	if d.next == stateFatal {
 		s.failure = code
 	}
-	shutdown := in.cfg.OnEnd != "ignore"
-	if in.cfg.Oneshot && success {
-		shutdown = false
-	}
-	if shutdown {
+	if d.shutdown {
 		s.shutdown(code, in.name+" ended")
 		return
 	}
@@ -776,80 +661,77 @@ func (s *supervisor) endForGood(in *instance, code int, success, gaveUp bool) {
 	s.checkDone()
 }
 
+// remove takes in out of the table for good.
+func (s *supervisor) remove(in *instance) {
+	s.forget(in)
+	s.to(in, stateRemoved, "", -1, "")
+	in.logs.close()
+	s.insts = slices.DeleteFunc(s.insts, func(x *instance) bool { return x == in })
+	s.setWidth()
+	s.out.Event("%s removed", in.name)
+}
+
 // checkDone shuts down when nothing runs and nothing will: exit with the last failure, or 0.
 func (s *supervisor) checkDone() {
-	if s.stopping {
-		return
+	if s.stopping == nil && nothingLeft(s.insts, s.blocked) {
+		s.shutdown(s.failure, "nothing left to run")
 	}
-	for _, in := range s.insts {
-		if in.held {
-			return // stopped over the API: it may be started again
-		}
-		switch in.state {
-		case stateStarting, stateRunning, stateReady, stateStopping, stateBackoff:
-			if !in.cfg.Detach {
-				return
-			}
-		case statePending:
-			if _, blocked := s.blocked(in); !blocked {
-				return
-			}
-		}
-	}
-	s.shutdown(s.failure, "nothing left to run")
 }
 
 // shutdown starts the ordered stop of every process: highest level first, each level all at once,
 // the next when the previous is gone.
 func (s *supervisor) shutdown(code int, why string) {
-	if s.stopping {
+	if s.stopping != nil {
 		return
 	}
-	s.stopping = true
-	s.code = code
+	s.stopping = &shutdownState{code: code}
+	s.starting = false
 	if why != "" {
 		s.out.Event("stopping: %s", why)
 	}
 	s.emit("shutdown", nil, -1, why)
-	s.level = 0
 	for _, in := range s.insts {
-		s.level = max(s.level, in.level)
-		if in.cancel != nil {
-			in.cancel()
-		}
-		if in.proc == nil && in.state != stateFatal {
-			in.state = stateExited
+		s.stopping.level = max(s.stopping.level, in.level)
+		if in.proc == nil {
+			s.forget(in) // a restart or probe timer
+			if in.state == statePending || in.state == stateBackoff {
+				s.to(in, stateExited, "", -1, "")
+			}
 		}
 	}
 	s.advance()
 }
 
 // advance stops the current level, or moves to the next one when it is gone; after the last, what
-// is left over goes to the run loop's sweep.
+// is left over goes to the sweep.
 func (s *supervisor) advance() {
-	for ; s.level >= 0; s.level-- {
+	st := s.stopping
+	for ; st.level >= 0; st.level-- {
 		alive := false
 		for _, in := range s.insts {
-			if in.level != s.level || in.proc == nil || in.cfg.Detach {
+			if in.level != st.level || in.proc == nil || in.cfg.Detach {
 				continue
 			}
 			alive = true
-			s.stop(in)
+			s.stopInstance(in, stopShutdown)
 		}
 		if alive {
 			return
 		}
 	}
-	s.rest = &loop{
-		cfg:    Config{Signals: s.cfg.Signals, Grace: s.cfg.Config.Settings.Grace},
-		r:      s.r,
-		isInit: s.isInit,
-		debugf: s.debugf,
-		warnf:  s.warnf,
-		code:   s.code,
-		skip:   s.detached,
-		calls:  s.calls,
+	s.sweep = newSweep(sweepConfig{
+		r: s.r, isInit: s.isInit, grace: s.cfg.Config.Settings.Grace, clock: s.clock,
+		skip: s.detached, debugf: s.debugf, warnf: s.warnf,
+	})
+}
+
+// code is the exit code of the shutdown.
+func (s *supervisor) code() int {
+	st := s.stopping
+	if st == nil {
+		return s.failure
 	}
+	return shutdownCode(st.code, st.firstUnclean, st.unclean)
 }
 
 // detached lists the pids of detached processes still running, which the sweep leaves alone.
@@ -857,33 +739,26 @@ func (s *supervisor) detached() []int {
 	var out []int
 	for _, in := range s.insts {
 		if in.cfg.Detach && in.proc != nil {
-			out = append(out, in.proc.Pid)
+			out = append(out, in.proc.PID())
 		}
 	}
 	return out
 }
 
-// finish stops whatever the processes left behind, as `gaffer --` does after its child, and
-// returns the exit code.
+// finish stops whatever the processes left behind, as `gaffer --` does after its child, waits
+// for their output, and returns the exit code.
 func (s *supervisor) finish(ctx context.Context) int {
-	l := s.rest
-	l.draining = true
-	if !l.drain() {
-		l.run(ctx)
-	}
+	s.sweep.run(ctx, s.cfg.Signals, s.calls)
 	// Everything a process wrote before it exited reaches gaffer's output; the drain of each
 	// stream is bounded since its process exited, and detached ones still running get as long.
-	deadline := time.Now().Add(drainWait)
 	for _, in := range s.insts {
-		for _, o := range in.readers {
-			_ = o.f.SetReadDeadline(deadline)
-		}
+		s.launch.ended(in)
 	}
 	s.awaitOutput()
 	if n := s.out.Dropped() + s.errOut.Dropped(); n > 0 {
 		s.warnf("%d bytes of output dropped: gaffer's stdout or stderr did not take them", n)
 	}
-	return s.code
+	return s.code()
 }
 
 // outputStall is how long gaffer waits at exit for a stdout or stderr that takes nothing: a pipe
@@ -909,12 +784,14 @@ func (s *supervisor) awaitOutput() {
 		case f := <-s.calls:
 			f()
 		case sig := <-s.cfg.Signals:
-			switch sig := sig.(syscall.Signal); {
-			case sig == unix.SIGCHLD:
-				if _, _, err := s.r.Reap(); err != nil {
-					s.warnf("%v", err)
+			switch classify(sig.(syscall.Signal)) {
+			case sigReap:
+				if s.r != nil {
+					if _, _, err := s.r.Reap(); err != nil {
+						s.warnf("%v", err)
+					}
 				}
-			case signals.Terminating(sig):
+			case sigStop:
 				// Impatient: what has not been written by now is given up.
 				s.out.Abandon()
 				s.errOut.Abandon()
@@ -952,20 +829,4 @@ func describeCode(code int) string {
 		return " (SIG" + sig + ")"
 	}
 	return ""
-}
-
-// envName turns a stream label into the tail of an environment variable name.
-func envName(label string) string {
-	b := []byte(strings.ToUpper(label))
-	for i, c := range b {
-		if !(c >= 'A' && c <= 'Z' || c >= '0' && c <= '9') {
-			b[i] = '_'
-		}
-	}
-	return string(b)
-}
-
-// shellQuote quotes s for /bin/sh.
-func shellQuote(s string) string {
-	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
 }

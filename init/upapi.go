@@ -34,12 +34,12 @@ func (s *supervisor) find(name string) []*instance {
 
 func (s *supervisor) view(in *instance) api.Process {
 	p := api.Process{
-		Name: in.name, Group: in.cfg.Name, Instance: in.index, State: in.state, Restarts: in.restarts,
+		Name: in.name, Group: in.cfg.Name, Instance: in.index, State: in.state.String(), Restarts: in.restarts,
 		StartedAt: in.started, Oneshot: in.cfg.Oneshot, Ready: s.isReady(in),
 	}
 	if in.proc != nil {
-		p.Pid = in.proc.Pid
-		p.UptimeS = time.Since(in.started).Seconds()
+		p.Pid = in.proc.PID()
+		p.UptimeS = s.clock.Now().Sub(in.started).Seconds()
 	}
 	if in.code >= 0 {
 		code := in.code
@@ -67,7 +67,7 @@ func (s *supervisor) Info() api.Info {
 	info.OutputDroppedBytes = s.out.Dropped() + s.errOut.Dropped()
 	_ = s.do(func() {
 		for _, in := range s.insts {
-			info.Processes[in.state]++
+			info.Processes[in.state.String()]++
 			info.Processes["total"]++
 		}
 	})
@@ -111,7 +111,7 @@ func (s *supervisor) Pids() map[string]int {
 	_ = s.do(func() {
 		for _, in := range s.insts {
 			if in.proc != nil {
-				out[in.name] = in.proc.Pid
+				out[in.name] = in.proc.PID()
 			}
 		}
 	})
@@ -125,7 +125,7 @@ func (s *supervisor) Signal(name string, sig syscall.Signal, group bool) error {
 			return fmt.Errorf("%s is not running: %w", in.name, api.ErrConflict)
 		}
 		if group {
-			return killErr(unix.Kill(-in.proc.Pid, sig))
+			return killErr(in.proc.SignalGroup(sig))
 		}
 		return killErr(in.proc.Signal(sig))
 	})
@@ -152,19 +152,7 @@ func (s *supervisor) each(name string, f func(*instance) error) error {
 
 // Start implements api.Backend: a process that is not running starts now.
 func (s *supervisor) Start(ctx context.Context, name string, wait bool) error {
-	err := s.each(name, func(in *instance) error {
-		if s.stopping {
-			return fmt.Errorf("gaffer is stopping: %w", api.ErrUnavailable)
-		}
-		if in.proc != nil || in.state == stateStopping {
-			return fmt.Errorf("%s is already running: %w", in.name, api.ErrConflict)
-		}
-		in.held = false
-		in.delay = in.cfg.Backoff
-		in.gen++ // a pending restart timer of the old run is stale now
-		s.start(in)
-		return nil
-	})
+	err := s.each(name, s.startOne)
 	if err != nil || !wait {
 		return err
 	}
@@ -173,7 +161,7 @@ func (s *supervisor) Start(ctx context.Context, name string, wait bool) error {
 		if in.proc == nil {
 			return in.state != stateStarting
 		}
-		return in.state == stateReady || in.state == stateRunning && time.Since(in.started) >= startHold
+		return in.state == stateReady || in.state == stateRunning && s.clock.Now().Sub(in.started) >= startHold
 	})
 	if errors.Is(err, context.DeadlineExceeded) {
 		return fmt.Errorf("%s not ready in time: %w", name, err)
@@ -192,29 +180,44 @@ func (s *supervisor) Start(ctx context.Context, name string, wait bool) error {
 	return err
 }
 
+// startOne starts in now, on the loop, whatever its state but a running one.
+func (s *supervisor) startOne(in *instance) error {
+	if s.stopping != nil {
+		return fmt.Errorf("gaffer is stopping: %w", api.ErrUnavailable)
+	}
+	if in.proc != nil || in.state == stateStopping {
+		return fmt.Errorf("%s is already running: %w", in.name, api.ErrConflict)
+	}
+	in.hist.delay = in.cfg.Backoff
+	s.start(in) // forgets a pending restart of the old run
+	return nil
+}
+
 // Stop implements api.Backend: the process gets its stop signal and stays stopped (held) until
 // started again; neither its restart policy nor on_end applies.
 func (s *supervisor) Stop(ctx context.Context, name string, wait bool) error {
-	err := s.each(name, func(in *instance) error {
-		if in.proc == nil {
-			if in.state == stateBackoff {
-				in.held, in.state = true, stateExited
-				in.gen++
-				return nil
-			}
-			return fmt.Errorf("%s is not running: %w", in.name, api.ErrConflict)
-		}
-		if in.stopping {
-			return fmt.Errorf("%s is already stopping: %w", in.name, api.ErrConflict)
-		}
-		in.held = true
-		s.stop(in)
-		return nil
-	})
+	err := s.each(name, s.stopOne)
 	if err != nil || !wait {
 		return err
 	}
 	return s.waitFor(ctx, name, func(in *instance) bool { return in.proc == nil })
+}
+
+// stopOne stops in and holds it, on the loop.
+func (s *supervisor) stopOne(in *instance) error {
+	if in.proc == nil {
+		if in.state == stateBackoff {
+			s.forget(in)
+			s.to(in, stateHeld, "", -1, "")
+			return nil
+		}
+		return fmt.Errorf("%s is not running: %w", in.name, api.ErrConflict)
+	}
+	if in.state == stateStopping {
+		return fmt.Errorf("%s is already stopping: %w", in.name, api.ErrConflict)
+	}
+	s.stopInstance(in, stopHold)
+	return nil
 }
 
 // Restart implements api.Backend: stop (when running), wait for the exit, start.
@@ -268,18 +271,18 @@ func (s *supervisor) write(name, label string, data []byte) error {
 			return fmt.Errorf("%s has several instances, name one: %w", name, api.ErrBadRequest)
 		}
 		if label == "" {
-			if in.stdin == nil {
+			if in.io.stdin == nil {
 				return fmt.Errorf("%s has no stdin pipe (redirect_input) or is not running: %w", in.name, api.ErrConflict)
 			}
-			f, mu = in.stdin, &in.writeMu
+			f, mu = in.io.stdin, &in.io.writeMu
 			return nil
 		}
 		for i, l := range in.cfg.CustomStreams {
 			if l == label {
-				if i >= len(in.streams) || in.streams[i] == nil {
+				if i >= len(in.io.streams) || in.io.streams[i] == nil {
 					return fmt.Errorf("%s is not running: %w", in.name, api.ErrConflict)
 				}
-				f, mu = in.streams[i], &in.writeMu
+				f, mu = in.io.streams[i], &in.io.writeMu
 				return nil
 			}
 		}
@@ -311,8 +314,8 @@ const writeTimeout = 10 * time.Second
 
 // Scale implements api.Backend: more instances start at once, extra ones are stopped and removed.
 func (s *supervisor) Scale(ctx context.Context, name string, n int) error {
-	if n < 0 {
-		return fmt.Errorf("numprocesses %d: %w", n, api.ErrBadRequest)
+	if n < 0 || n > config.MaxInstances {
+		return fmt.Errorf("numprocesses %d: want 0 to %d: %w", n, config.MaxInstances, api.ErrBadRequest)
 	}
 	var err error
 	if e := s.call(ctx, func() { err = s.scale(name, n) }); e != nil {
@@ -325,7 +328,7 @@ func (s *supervisor) Scale(ctx context.Context, name string, n int) error {
 // dependencies are satisfied, like the first ones; the highest-numbered ones go first. A process
 // scaled to 0 keeps its configuration and can be scaled up again.
 func (s *supervisor) scale(name string, n int) error {
-	if s.stopping {
+	if s.stopping != nil {
 		return fmt.Errorf("gaffer is stopping: %w", api.ErrUnavailable)
 	}
 	var cfg *config.Process
@@ -338,34 +341,50 @@ func (s *supervisor) scale(name string, n int) error {
 		return fmt.Errorf("no process %q: %w", name, api.ErrNotFound)
 	}
 	var live []*instance
-	last := -1 // where new instances go: after the group's last, else at the end
+	last, total := -1, 0 // where new instances go: after the group's last, else at the end
+	used := map[int]bool{}
 	for i, in := range s.insts {
-		if in.cfg == cfg {
-			last = i
-			if !in.removing {
-				live = append(live, in)
+		if in.cfg != cfg {
+			if in.state != stateStopping || in.stop != stopRemove {
+				total++
 			}
+			continue
+		}
+		last = i
+		used[in.index] = true
+		if in.state != stateStopping || in.stop != stopRemove {
+			live = append(live, in)
 		}
 	}
 	if n == len(live) {
 		return fmt.Errorf("%s already has %d instances: %w", name, n, api.ErrConflict)
 	}
+	if total+n > config.MaxTotalInstances {
+		return fmt.Errorf("%d instances in all would pass the limit of %d: %w", total+n, config.MaxTotalInstances, api.ErrBadRequest)
+	}
 	if last < 0 {
 		last = len(s.insts) - 1
 	}
-	for k := len(live) + 1; k <= n; k++ {
-		in := s.newInstance(cfg, k, s.levels[cfg.Name])
+	// New instances take the lowest numbers not in use: one still being removed keeps its own.
+	k := 0
+	for range n - len(live) {
+		for k++; used[k]; k++ {
+		}
+		used[k] = true
+		in := s.newInstance(cfg, k)
 		s.insts = slices.Insert(s.insts, last+1, in)
 		last++
 	}
 	for _, in := range live[min(n, len(live)):] {
-		in.removing, in.held = true, true
 		if in.proc != nil {
-			s.stop(in)
+			if in.state == stateStopping {
+				in.stop = stopRemove // stopping already: removed once it exited
+			} else {
+				s.stopInstance(in, stopRemove)
+			}
 			continue
 		}
-		in.logs.close()
-		s.insts = slices.DeleteFunc(s.insts, func(x *instance) bool { return x == in })
+		s.remove(in)
 	}
 	cfg.NumProcesses = n
 	s.setWidth()
@@ -408,11 +427,11 @@ func (s *supervisor) Health() (bool, []string) {
 	var reasons []string
 	_ = s.do(func() {
 		for _, in := range s.insts {
-			if in.cfg.Oneshot || in.cfg.Detach || in.held {
+			if in.cfg.Oneshot || in.cfg.Detach || in.state == stateHeld {
 				continue
 			}
 			if !s.isReady(in) {
-				reasons = append(reasons, in.name+" is "+in.state)
+				reasons = append(reasons, in.name+" is "+in.state.String())
 			}
 		}
 	})
@@ -421,11 +440,11 @@ func (s *supervisor) Health() (bool, []string) {
 
 // emit publishes an event of in to API followers.
 func (s *supervisor) emit(kind string, in *instance, code int, detail string) {
-	e := api.Event{Time: time.Now(), Kind: kind, Detail: detail}
+	e := api.Event{Time: s.clock.Now(), Kind: kind, Detail: detail}
 	if in != nil {
 		e.Name = in.name
 		if in.proc != nil {
-			e.Pid = in.proc.Pid
+			e.Pid = in.proc.PID()
 		}
 	}
 	if code >= 0 {
