@@ -291,14 +291,17 @@ func TestOrphansReaped(t *testing.T) {
 }
 
 func TestLeftoversGetTermAndGaffersExitsPromptly(t *testing.T) {
-	// The leftover traps TERM and exits at once: gaffer must not wait out a long grace.
-	script := `( trap 'echo leftover-got-TERM; exit 0' TERM; echo leftover-ready; sleep 1000 & wait ) &
-	read x; exit 5`
+	// The leftover exits at once on SIGTERM: gaffer must not wait out a long grace. It is a probe
+	// that reports its handler in place before the child can exit, not a shell background job:
+	// dash loses a SIGTERM that arrives between the fork of `cmd &` and its exec, and the
+	// leftover then rightly keeps gaffer waiting for the whole grace.
 	start := time.Now()
-	g := startGaffer(t, startOpts{pid1: true, stdin: true}, "--grace", "60s", "--", "sh", "-c", script)
-	g.expectLine("leftover-ready", 10*time.Second)
+	g := startGaffer(t, startOpts{pid1: true, stdin: true}, "--grace", "60s", "--", probeBin, "leftover", "term", "5")
+	if line := g.nextLine(10 * time.Second); !strings.HasPrefix(line, "leftover=") {
+		t.Fatalf("bad line %q; stderr %s", line, g.stderr.String())
+	}
 	g.stdin.Close()
-	g.expectLine("leftover-got-TERM", 10*time.Second)
+	g.expectLine("leftover got TERM", 10*time.Second)
 	if code := g.wait(20 * time.Second); code != 5 {
 		t.Fatalf("exit %d, want the child's 5", code)
 	}
@@ -310,13 +313,15 @@ func TestLeftoversGetTermAndGaffersExitsPromptly(t *testing.T) {
 func TestStubbornLeftoversGetKilledAfterGrace(t *testing.T) {
 	for _, asPID1 := range []bool{true, false} {
 		t.Run(fmt.Sprintf("pid1=%v", asPID1), func(t *testing.T) {
-			script := `( trap '' TERM; exec sleep 1000 ) & echo leftover=$!; exit 5`
-			g := startGaffer(t, startOpts{pid1: asPID1}, "-v", "--grace", "300ms", "--", "sh", "-c", script)
+			// The probe exits only once its leftover ignores SIGTERM: a shell's
+			// `( trap '' TERM; ... ) &` could still be without its trap when gaffer signals it.
+			g := startGaffer(t, startOpts{pid1: asPID1}, "-v", "--grace", "300ms", "--", probeBin, "leftover", "ignore", "5")
 			line := g.nextLine(10 * time.Second)
 			var leftover int
 			if _, err := fmt.Sscanf(line, "leftover=%d", &leftover); err != nil {
-				t.Fatalf("bad line %q", line)
+				t.Fatalf("bad line %q; stderr %s", line, g.stderr.String())
 			}
+			t.Cleanup(func() { killLeftover(leftover) })
 			if code := g.wait(20 * time.Second); code != 5 {
 				t.Fatalf("exit %d, want 5; stderr %s", code, g.stderr.String())
 			}
@@ -331,6 +336,14 @@ func TestStubbornLeftoversGetKilledAfterGrace(t *testing.T) {
 				})
 			}
 		})
+	}
+}
+
+// killLeftover SIGKILLs pid if it is still a probe's leftover (outside a PID namespace nothing
+// else would end one that gaffer failed to kill).
+func killLeftover(pid int) {
+	if b, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid)); err == nil && strings.Contains(string(b), "leftover-child") {
+		_ = unix.Kill(pid, unix.SIGKILL)
 	}
 }
 
@@ -387,14 +400,21 @@ func TestRunIdentityAndEnvironment(t *testing.T) {
 func TestPdeathsig(t *testing.T) {
 	// The parent shell starts gaffer in the background and is then killed: gaffer gets USR1 and
 	// forwards it to its child.
-	script := `"$0" -p USR1 -- "$1" signals keep & echo gaffer=$!; wait`
+	// With -v, so that the test can wait until gaffer handles USR1: it is notified only once the
+	// child started, and dropped before.
+	script := `"$0" -v -p USR1 -- "$1" signals keep & echo gaffer=$!; wait`
 	run := startGafferVia(t, []string{"sh", "-c", script, gafferBin, probeBin})
-	line := run.nextLine(10 * time.Second)
-	var gpid int
-	if _, err := fmt.Sscanf(line, "gaffer=%d", &gpid); err != nil {
-		t.Fatalf("bad line %q", line)
+	// The shell's echo and the probe's "ready" race: take them in either order.
+	gpid, ready := 0, false
+	for gpid == 0 || !ready {
+		line := run.nextLineOr(10*time.Second, `"gaffer=PID" and "ready"`)
+		if line == "ready" {
+			ready = true
+		} else if _, err := fmt.Sscanf(line, "gaffer=%d", &gpid); err != nil {
+			t.Fatalf("bad line %q", line)
+		}
 	}
-	run.expectLine("ready", 10*time.Second)
+	run.waitAllSignals()
 	kids := childrenOf(gpid)
 	if len(kids) != 1 {
 		t.Fatalf("gaffer has children %v, want one probe", kids)

@@ -275,17 +275,21 @@ after = ["migrate"]
 }
 
 func TestUpOrderedShutdown(t *testing.T) {
+	// Each process notes its stop in a file before it exits. Its relayed output would not do:
+	// every process has its own pipe and reader, so c's last line may reach gaffer's stdout after
+	// b's although c exited before b got its SIGTERM.
 	proc := func(name, after string) string {
 		return fmt.Sprintf(`
 [process.%s]
-cmd = ["sh", "-c", "trap 'echo stopping %s; exit 0' TERM; echo up; while :; do sleep 0.05; done"]
+cmd = ["sh", "-c", "trap 'echo %s >> {dir}/stopped; exit 0' TERM; echo up; while :; do sleep 0.05; done"]
 after = [%s]
 `, name, name, after)
 	}
-	g, _ := startUp(t, true, map[string]string{"gaffer.toml": proc("a", "") + proc("b", `"a"`) + proc("c", `"b"`)})
+	g, dir := startUp(t, true, map[string]string{"gaffer.toml": proc("a", "") + proc("b", `"a"`) + proc("c", `"b"`)})
+	// "after" waits for the start only: each shell's trap is in place once it said "up".
 	var lines []string
-	for index(lines, "c", "up") < 0 {
-		lines = append(lines, g.nextLine(20*time.Second))
+	for index(lines, "a", "up") < 0 || index(lines, "b", "up") < 0 || index(lines, "c", "up") < 0 {
+		lines = append(lines, g.nextLineOr(20*time.Second, "a, b and c up"))
 	}
 	g.signal(unix.SIGTERM)
 	rest, code := collect(t, g, 30*time.Second)
@@ -293,9 +297,12 @@ after = [%s]
 	if code != 0 {
 		t.Fatalf("exit %d, want 0 (every process stopped cleanly):\n%s", code, strings.Join(lines, "\n"))
 	}
-	c, b, a := mustIndex(t, lines, "c", "stopping c"), mustIndex(t, lines, "b", "stopping b"), mustIndex(t, lines, "a", "stopping a")
-	if !(c < b && b < a) {
-		t.Fatalf("stop order must be c, b, a:\n%s", strings.Join(lines, "\n"))
+	stopped, _ := os.ReadFile(filepath.Join(dir, "stopped"))
+	if string(stopped) != "c\nb\na\n" {
+		t.Fatalf("stop order %q, must be c, b, a; stdout:\n%s", stopped, strings.Join(lines, "\n"))
+	}
+	for _, name := range []string{"c", "b", "a"} {
+		mustIndex(t, lines, "gaffer", name+" exited with code 0")
 	}
 }
 

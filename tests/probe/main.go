@@ -8,6 +8,12 @@
 //	probe listen ADDR      accept TCP connections on ADDR after 200ms, until killed
 //	probe http ADDR        answer HTTP requests on ADDR with 200 after 200ms, until killed
 //	probe lines N ID       write N lines "ID SEQ" to stdout as fast as possible
+//	probe leftover term|ignore CODE
+//	                       start a leftover process and wait until it reports over a pipe that its
+//	                       SIGTERM disposition is in place; print "leftover=PID", then exit CODE at
+//	                       stdin EOF. The leftover (not waited for, so it outlives the probe) either
+//	                       prints "leftover got TERM" and exits 0 on SIGTERM (term), or ignores
+//	                       SIGTERM (ignore); it sleeps until then
 package main
 
 import (
@@ -17,6 +23,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"os/exec"
 	"os/signal"
 	"runtime"
 	"strconv"
@@ -30,7 +37,7 @@ import (
 
 func main() {
 	if len(os.Args) < 2 {
-		fmt.Fprintln(os.Stderr, "usage: probe signals|blockexec|sleep")
+		fmt.Fprintln(os.Stderr, "usage: probe signals|blockexec|sleep|listen|http|lines|leftover")
 		os.Exit(2)
 	}
 	switch os.Args[1] {
@@ -44,6 +51,10 @@ func main() {
 		serve(os.Args[1], os.Args[2])
 	case "lines":
 		writeLines(os.Args[2], os.Args[3])
+	case "leftover":
+		leftover(os.Args[2], os.Args[3])
+	case "leftover-child":
+		leftoverChild(os.Args[2])
 	default:
 		fmt.Fprintf(os.Stderr, "probe: unknown mode %q\n", os.Args[1])
 		os.Exit(2)
@@ -127,4 +138,63 @@ func blockExec(argv []string) {
 	err := syscall.Exec(argv[0], argv, os.Environ())
 	fmt.Fprintln(os.Stderr, "probe: exec:", err)
 	os.Exit(127)
+}
+
+// leftover starts the leftover and waits for its report, so that a test signals it only once its
+// disposition is set: a shell's `cmd &` has a window between fork and exec in which dash swallows
+// a SIGTERM, and a subshell's `trap` may not have run yet.
+func leftover(mode, code string) {
+	exit, err := strconv.Atoi(code)
+	if err != nil || (mode != "term" && mode != "ignore") {
+		fmt.Fprintln(os.Stderr, "usage: probe leftover term|ignore CODE")
+		os.Exit(2)
+	}
+	r, w, err := os.Pipe()
+	if err != nil {
+		fail(err)
+	}
+	self, err := os.Executable()
+	if err != nil {
+		fail(err)
+	}
+	cmd := exec.Command(self, "leftover-child", mode)
+	cmd.Stdout, cmd.Stderr = os.Stdout, os.Stderr
+	cmd.ExtraFiles = []*os.File{w}
+	if err := cmd.Start(); err != nil {
+		fail(err)
+	}
+	w.Close()
+	// The leftover closes its end after "ready"; EOF without it means it died.
+	ready, _ := io.ReadAll(r)
+	if string(ready) != "ready\n" {
+		fail(fmt.Errorf("leftover pid %d did not report ready: %q", cmd.Process.Pid, ready))
+	}
+	fmt.Printf("leftover=%d\n", cmd.Process.Pid)
+	_, _ = io.Copy(io.Discard, os.Stdin)
+	os.Exit(exit)
+}
+
+func leftoverChild(mode string) {
+	ch := make(chan os.Signal, 1)
+	if mode == "term" {
+		signal.Notify(ch, unix.SIGTERM)
+	} else {
+		signal.Ignore(unix.SIGTERM)
+	}
+	ready := os.NewFile(3, "ready")
+	if _, err := ready.WriteString("ready\n"); err != nil {
+		fail(err)
+	}
+	ready.Close()
+	select {
+	case <-ch:
+		fmt.Println("leftover got TERM")
+		os.Exit(0)
+	case <-time.After(time.Hour):
+	}
+}
+
+func fail(err error) {
+	fmt.Fprintln(os.Stderr, "probe:", err)
+	os.Exit(1)
 }
