@@ -6,13 +6,12 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"fmt"
 	"io"
 	"net"
 	"os"
-	"path/filepath"
 	"runtime/debug"
 	"slices"
+	"strconv"
 	"sync"
 	"syscall"
 	"time"
@@ -30,6 +29,9 @@ const (
 	DefaultHeaderTimeout = 5 * time.Second
 	DefaultIdleTimeout   = 60 * time.Second
 	DefaultMaxConns      = 256
+	// ReservedConns of MaxConns are kept for root and gaffer's own uid: other allowed uids
+	// together hold at most MaxConns-ReservedConns connections (fewer when MaxConns is small).
+	ReservedConns = 8
 )
 
 const (
@@ -39,6 +41,14 @@ const (
 	closeGrace   = 2 * time.Second  // Close waits this long for handlers before cutting connections
 	lingerTime   = 500 * time.Millisecond
 	lingerBytes  = 4 << 20
+
+	// A refused connection (a peer not allowed, or over a limit) gets its whole answer in one
+	// non-blocking write at accept, and the end of what gaffer sends (shutdown SHUT_WR). Nothing
+	// reads it. It is closed refuseLinger later rather than at once, so that the client's request
+	// still finds it open: a write to a closed connection fails with EPIPE, and curl then reports
+	// no answer at all. At most maxRefused wait; past that the oldest is closed early.
+	refuseLinger = 500 * time.Millisecond
+	maxRefused   = 256
 )
 
 // Options configure the API server. Path and Backend are required (Backend may instead be given
@@ -62,71 +72,57 @@ type Options struct {
 	HeaderTimeout time.Duration // to receive a request's line and headers; 0 means 5 s
 	IdleTimeout   time.Duration // a kept-alive connection waits this long for the next request; 0 means 60 s
 	MaxConns      int           // connections served at once, more get 503; 0 means 256
+	// MaxConnsPerUID bounds the connections of one allowed uid other than root and gaffer's;
+	// more get 503. 0 means MaxConns/4 (at least 1).
+	MaxConnsPerUID int
+
+	hooks *listenHooks // tests' seams in Listen
 }
 
 // Server serves the API on a Unix socket. Create it with Listen.
 type Server struct {
-	opts    Options
-	ln      *net.UnixListener
-	ino     uint64 // the socket file's inode: Close removes only the file it created
-	selfUID int
-	ctx     context.Context // cancelled by Close: ends streams and waits
-	cancel  context.CancelFunc
-	sem     chan struct{} // one token per connection being served
-	wg      sync.WaitGroup
+	opts     Options
+	ln       *net.UnixListener
+	sock     *socketFile // Close removes only the file it created
+	selfUID  int
+	reserved int             // connections kept for root and selfUID
+	ctx      context.Context // cancelled by Close: ends streams and waits
+	cancel   context.CancelFunc
+	refused  chan refusedConn // answered, waiting for their close, oldest first
+	wg       sync.WaitGroup
 
 	closeDone chan struct{} // closed when Close has finished
 
 	snapMu    sync.Mutex
 	snapCache encodedSnapshot // guarded by snapMu
 
+	streams *StreamBudget // the bytes queued for all streams, at most StreamTotalBytes
+
 	mu     sync.Mutex
 	conns  map[*conn]struct{} // guarded by mu
+	served int                // connections being served; guarded by mu
+	others int                // of served, those of uids other than root and selfUID; guarded by mu
+	byUID  map[int]int        // others by uid; guarded by mu
 	closed bool               // guarded by mu
 }
 
-// Listen creates the socket: its parent directory if missing (0755), replacing a stale socket
+// Listen creates the socket: its parent directories if missing (0755), replacing a stale socket
 // file that nobody answers on. It fails when another process answers on Path, when Path exists and
-// is not a socket, and on any failure to listen or to apply Mode and Group.
+// is not a socket (a symlink is never followed), when a directory on the way belongs to someone
+// other than root and gaffer's uid or others may write it and it is not sticky, and on any failure
+// to listen or to apply Mode and Group. The socket file has its mode and group before it appears
+// at Path (see listen.go).
 func Listen(opts Options) (*Server, error) {
 	if opts.Path == "" {
 		return nil, errors.New("no socket path")
 	}
-	path := opts.Path
-	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-		return nil, fmt.Errorf("cannot create the socket's directory: %w", err)
-	}
-	if err := removeStale(path); err != nil {
-		return nil, err
-	}
-	ln, err := net.ListenUnix("unix", &net.UnixAddr{Name: path, Net: "unix"})
-	if err != nil {
-		return nil, fmt.Errorf("cannot listen on %s: %w", path, unwrapSyscall(err))
-	}
-	ln.SetUnlinkOnClose(false) // Close removes the file itself, and only if it is still ours
 	s := newServer(opts)
-	opts = s.opts
-	fail := func(err error) (*Server, error) {
+	ln, sock, err := listenSocket(s.opts.Path, s.opts.Mode, s.opts.Group, s.opts.hooks)
+	if err != nil {
 		s.cancel()
-		ln.Close()
-		os.Remove(path)
 		return nil, err
 	}
-	// Between bind and chmod the file has the umask's mode; the peer-uid check covers that window
-	// (changing the umask would race with children being spawned).
-	if err := os.Chmod(path, opts.Mode.Perm()); err != nil {
-		return fail(fmt.Errorf("cannot set the socket's mode: %w", err))
-	}
-	if opts.Group >= 0 {
-		if err := os.Chown(path, -1, opts.Group); err != nil {
-			return fail(fmt.Errorf("cannot set the socket's group: %w", err))
-		}
-	}
-	var st unix.Stat_t
-	if err := unix.Stat(path, &st); err != nil {
-		return fail(fmt.Errorf("cannot stat %s: %w", path, err))
-	}
-	s.ln, s.ino = ln, st.Ino
+	s.ln, s.sock = ln, sock
 	return s, nil
 }
 
@@ -150,6 +146,9 @@ func newServer(opts Options) *Server {
 	if opts.MaxConns <= 0 {
 		opts.MaxConns = DefaultMaxConns
 	}
+	if opts.MaxConnsPerUID <= 0 {
+		opts.MaxConnsPerUID = max(1, opts.MaxConns/4)
+	}
 	if opts.Logf == nil {
 		opts.Logf = func(string, ...any) {}
 	}
@@ -159,39 +158,13 @@ func newServer(opts Options) *Server {
 		selfUID:   os.Getuid(),
 		ctx:       ctx,
 		cancel:    cancel,
-		sem:       make(chan struct{}, opts.MaxConns),
+		reserved:  min(ReservedConns, opts.MaxConns/4),
+		refused:   make(chan refusedConn, maxRefused),
 		conns:     map[*conn]struct{}{},
+		byUID:     map[int]int{},
 		closeDone: make(chan struct{}),
+		streams:   NewStreamBudget(StreamTotalBytes),
 	}
-}
-
-// removeStale removes a socket file that nobody answers on.
-func removeStale(path string) error {
-	fi, err := os.Lstat(path)
-	if errors.Is(err, os.ErrNotExist) {
-		return nil
-	}
-	if err != nil {
-		return fmt.Errorf("cannot listen on %s: %w", path, unwrapSyscall(err))
-	}
-	if fi.Mode().Type() != os.ModeSocket {
-		return fmt.Errorf("cannot listen on %s: it exists and is not a socket", path)
-	}
-	c, err := net.DialTimeout("unix", path, time.Second)
-	switch {
-	case err == nil:
-		c.Close()
-		return fmt.Errorf("another gaffer is listening on %s", path)
-	case errors.Is(err, syscall.EAGAIN):
-		// A full backlog: something is listening, just busy.
-		return fmt.Errorf("another gaffer is listening on %s", path)
-	case errors.Is(err, syscall.ECONNREFUSED):
-		if err := os.Remove(path); err != nil && !errors.Is(err, os.ErrNotExist) {
-			return fmt.Errorf("cannot remove stale socket %s: %w", path, unwrapSyscall(err))
-		}
-		return nil
-	}
-	return fmt.Errorf("cannot check the existing socket %s: %w", path, unwrapSyscall(err))
 }
 
 // SetBackend sets the Backend when Options had none (gaffer listens before its processes run).
@@ -211,6 +184,15 @@ func (s *Server) Serve(ctx context.Context) error {
 	}
 	stop := context.AfterFunc(ctx, func() { s.Close() })
 	defer stop()
+	closer := make(chan struct{})
+	go func() {
+		defer close(closer)
+		s.closeRefused()
+	}()
+	defer func() {
+		<-closer // ends with s.ctx, which the Close before any return cancels
+		s.drainRefused()
+	}()
 	var delay time.Duration
 	for {
 		c, err := s.ln.AcceptUnix()
@@ -238,56 +220,169 @@ func (s *Server) Serve(ctx context.Context) error {
 	}
 }
 
-// accept starts serving one connection, or answers 503 when MaxConns are busy.
+// accept checks a new connection's peer (SO_PEERCRED) and starts serving it, or refuses it at
+// once without taking a slot: 403 to a uid that is not allowed, 503 over MaxConns or the uid's
+// MaxConnsPerUID. Root and gaffer's uid may use the ReservedConns that other uids may not.
 func (s *Server) accept(c *net.UnixConn) {
 	sc := &conn{Conn: c}
 	if raw, err := c.SyscallConn(); err == nil {
 		sc.raw = raw
 	}
+	uid, err := peerUID(sc.raw)
+	if err != nil {
+		s.opts.Logf("api: cannot read the peer's credentials: %v", err)
+		s.refuse(sc, 403, "permission denied: cannot read the peer's credentials")
+		return
+	}
+	if !allowed(uid, s.selfUID, s.opts.AllowUIDs) {
+		s.refuse(sc, 403, "permission denied: uid not allowed by socket_allow_uids")
+		return
+	}
+	own := uid == 0 || uid == s.selfUID
 	s.mu.Lock()
 	if s.closed {
 		s.mu.Unlock()
 		c.Close()
 		return
 	}
+	if why := s.admit(uid); why != "" {
+		s.mu.Unlock()
+		s.refuse(sc, 503, why)
+		return
+	}
+	s.served++
+	if !own {
+		s.others++
+		s.byUID[uid]++
+	}
 	s.conns[sc] = struct{}{}
 	s.wg.Add(1)
 	s.mu.Unlock()
-	select {
-	case s.sem <- struct{}{}:
-	default:
-		go func() {
-			defer s.done(sc)
-			x := s.newExchange(sc)
-			x.closing = true
-			x.fail(errStatus(503, "too many connections"))
-			s.linger(sc)
-		}()
-		return
-	}
 	go func() {
-		defer func() { <-s.sem }()
-		defer s.done(sc)
-		s.serveConn(sc, s.peerAllowed(sc))
+		defer s.done(sc, func() {
+			s.served--
+			if !own {
+				s.others--
+				if s.byUID[uid]--; s.byUID[uid] == 0 {
+					delete(s.byUID, uid)
+				}
+			}
+		})
+		s.serveConn(sc, true)
 	}()
 }
 
-func (s *Server) done(sc *conn) {
+// admit says why a connection of uid (allowed) may not be served now, or "". Call it with mu held.
+func (s *Server) admit(uid int) string {
+	if uid == 0 || uid == s.selfUID {
+		if s.served >= s.opts.MaxConns {
+			return "too many connections"
+		}
+		return ""
+	}
+	if s.byUID[uid] >= s.opts.MaxConnsPerUID {
+		return "too many connections from uid " + strconv.Itoa(uid) + " (at most " + strconv.Itoa(s.opts.MaxConnsPerUID) + ")"
+	}
+	if s.others >= s.opts.MaxConns-s.reserved || s.served >= s.opts.MaxConns {
+		return "too many connections"
+	}
+	return ""
+}
+
+// refusedConn is a refused connection and when to close it.
+type refusedConn struct {
+	c  net.Conn
+	at time.Time
+}
+
+// refuse answers a connection that will not be served with code and {"error": msg}, in one
+// non-blocking write (a new connection's send buffer is empty, the answer fits), ends what gaffer
+// sends, and leaves the close to closeRefused. It never blocks.
+func (s *Server) refuse(sc *conn, code int, msg string) {
+	if sc.raw != nil {
+		resp := errorResponse(code, msg)
+		_ = sc.raw.Control(func(fd uintptr) {
+			_, _ = unix.SendmsgBuffers(int(fd), [][]byte{resp}, nil, nil, unix.MSG_DONTWAIT|unix.MSG_NOSIGNAL)
+		})
+	}
+	if cw, ok := sc.Conn.(interface{ CloseWrite() error }); ok {
+		cw.CloseWrite()
+	}
+	r := refusedConn{sc.Conn, time.Now().Add(refuseLinger)}
+	for {
+		select {
+		case s.refused <- r:
+			return
+		default:
+		}
+		select {
+		case old := <-s.refused:
+			old.c.Close() // the oldest goes early
+		default:
+		}
+	}
+}
+
+// closeRefused closes each refused connection at its time, until the server closes.
+func (s *Server) closeRefused() {
+	t := time.NewTimer(time.Hour)
+	defer t.Stop()
+	for {
+		select {
+		case r := <-s.refused:
+			if d := time.Until(r.at); d > 0 {
+				t.Reset(d)
+				select {
+				case <-t.C:
+				case <-s.ctx.Done():
+					r.c.Close()
+					return
+				}
+			}
+			r.c.Close()
+		case <-s.ctx.Done():
+			return
+		}
+	}
+}
+
+// drainRefused closes the refused connections still waiting.
+func (s *Server) drainRefused() {
+	for {
+		select {
+		case r := <-s.refused:
+			r.c.Close()
+		default:
+			return
+		}
+	}
+}
+
+// errorResponse is a whole error response that closes the connection, like exchange.fail's.
+func errorResponse(code int, msg string) []byte {
+	body, _ := json.Marshal(errorBody{msg})
+	b := make([]byte, 0, 160+len(body))
+	b = append(b, "HTTP/1.1 "...)
+	b = strconv.AppendInt(b, int64(code), 10)
+	b = append(b, ' ')
+	b = append(b, statusText(code)...)
+	b = append(b, "\r\nContent-Type: "+typeJSON+"\r\nConnection: close\r\nContent-Length: "...)
+	b = strconv.AppendInt(b, int64(len(body)+1), 10)
+	b = append(b, "\r\n\r\n"...)
+	b = append(b, body...)
+	return append(b, '\n')
+}
+
+// done closes a connection and forgets it; release, when not nil, runs under mu.
+func (s *Server) done(sc *conn, release func()) {
 	sc.Close()
 	s.mu.Lock()
 	delete(s.conns, sc)
+	if release != nil {
+		release()
+	}
 	s.mu.Unlock()
 	s.wg.Done()
-}
-
-// peerAllowed reads the peer's uid (SO_PEERCRED) and checks it.
-func (s *Server) peerAllowed(sc *conn) bool {
-	uid, err := peerUID(sc.raw)
-	if err != nil {
-		s.opts.Logf("api: cannot read the peer's credentials: %v", err)
-		return false
-	}
-	return allowed(uid, s.selfUID, s.opts.AllowUIDs)
 }
 
 func peerUID(raw syscall.RawConn) (int, error) {
@@ -330,10 +425,7 @@ func (s *Server) Close() error {
 		sc.shutdown() // wakes idle readers; handlers see the cancelled ctx
 	}
 	s.mu.Unlock()
-	var st unix.Stat_t
-	if unix.Stat(s.opts.Path, &st) == nil && st.Ino == s.ino {
-		os.Remove(s.opts.Path)
-	}
+	s.sock.remove()
 	done := make(chan struct{})
 	go func() { s.wg.Wait(); close(done) }()
 	t := time.NewTimer(closeGrace)

@@ -283,15 +283,126 @@ func TestMaxConns(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer c1.Close()
-	waitFor(t, "the first connection", func() bool { return len(s.sem) == 1 })
+	waitFor(t, "the first connection", func() bool { return servedConns(s) == 1 })
 	out := roundTrip(t, s.Path(), "GET /v1/info HTTP/1.1\r\nHost: x\r\n\r\n")
-	if status(out) != 503 {
+	if status(out) != 503 || !strings.Contains(out, "\r\nConnection: close\r\n") || !strings.HasSuffix(out, "{\"error\":\"too many connections\"}\n") {
 		t.Errorf("got %q", out)
 	}
 	c1.Close()
-	waitFor(t, "the first connection to end", func() bool { return len(s.sem) == 0 })
+	waitFor(t, "the first connection to end", func() bool { return servedConns(s) == 0 })
 	if out := roundTrip(t, s.Path(), "GET /v1/info HTTP/1.0\r\n\r\n"); status(out) != 200 {
 		t.Errorf("got %q", out)
+	}
+}
+
+// servedConns counts the connections s is serving (refused ones excluded).
+func servedConns(s *Server) int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.served
+}
+
+// TestRefuseHoldsNoSlot: a refused connection gets its whole answer at once, needs nothing from
+// the client, holds no slot, and stays open for the client's request; past maxRefused waiting,
+// the oldest is closed early, and a new one still gets its answer.
+func TestRefuseHoldsNoSlot(t *testing.T) {
+	s := startServer(t, newFakeBackend(2), func(o *Options) { o.MaxConns = 1 })
+	pair := func() (*conn, net.Conn) {
+		fds, err := syscall.Socketpair(syscall.AF_UNIX, syscall.SOCK_STREAM|syscall.SOCK_CLOEXEC, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var cs [2]net.Conn
+		for i, fd := range fds {
+			f := os.NewFile(uintptr(fd), "pair")
+			if cs[i], err = net.FileConn(f); err != nil {
+				t.Fatal(err)
+			}
+			f.Close()
+		}
+		t.Cleanup(func() { cs[0].Close(); cs[1].Close() })
+		sc := &conn{Conn: cs[0]}
+		sc.raw, _ = cs[0].(*net.UnixConn).SyscallConn()
+		return sc, cs[1]
+	}
+	const want = "HTTP/1.1 403 Forbidden\r\nContent-Type: application/json\r\nConnection: close\r\nContent-Length: 25\r\n\r\n{\"error\":\"not you, uid\"}\n"
+	check := func(what string, peer net.Conn, write bool) {
+		t.Helper()
+		peer.SetDeadline(time.Now().Add(10 * time.Second))
+		out, err := io.ReadAll(peer) // ends at the server's SHUT_WR, before its close
+		if err != nil || string(out) != want {
+			t.Errorf("%s: %q %v, want %q", what, out, err, want)
+		}
+		if write {
+			if _, err := io.WriteString(peer, "GET /v1/info HTTP/1.1\r\nHost: x\r\n\r\n"); err != nil {
+				t.Errorf("%s: the client's request after the answer: %v", what, err)
+			}
+		}
+	}
+	sc, peer := pair()
+	s.refuse(sc, 403, "not you, uid")
+	if servedConns(s) != 0 {
+		t.Error("a refused connection holds a slot")
+	}
+	check("refused", peer, true)
+	// More than maxRefused at once: every one gets its answer.
+	var peers []net.Conn
+	for range maxRefused + 10 {
+		sc, peer := pair()
+		s.refuse(sc, 403, "not you, uid")
+		peers = append(peers, peer)
+	}
+	for i, p := range peers {
+		check(fmt.Sprintf("refused %d", i), p, false)
+	}
+	// The slot of MaxConns = 1 is still free.
+	if out := roundTrip(t, s.Path(), "GET /v1/info HTTP/1.0\r\n\r\n"); status(out) != 200 {
+		t.Errorf("after refusals: %q", out)
+	}
+	if len(s.refused) > maxRefused {
+		t.Errorf("%d refused connections waiting", len(s.refused))
+	}
+}
+
+// TestAdmit: root and gaffer's uid may use every slot; other allowed uids ReservedConns fewer, and
+// MaxConnsPerUID each.
+func TestAdmit(t *testing.T) {
+	s := newServer(Options{MaxConns: 40, AllowUIDs: []int{1001, 1002}})
+	defer s.cancel()
+	s.selfUID = 1000
+	if s.opts.MaxConnsPerUID != 10 || s.reserved != 8 {
+		t.Fatalf("per uid %d, reserved %d; want 10 and 8", s.opts.MaxConnsPerUID, s.reserved)
+	}
+	for _, tt := range []struct {
+		served, others int
+		byUID          map[int]int
+		uid            int
+		want           string
+	}{
+		{0, 0, nil, 1001, ""},
+		{9, 9, map[int]int{1001: 9}, 1001, ""},
+		{10, 10, map[int]int{1001: 10}, 1001, "too many connections from uid 1001 (at most 10)"},
+		{10, 10, map[int]int{1001: 10}, 1002, ""},
+		{31, 31, map[int]int{1001: 10, 1002: 10}, 1003, ""},
+		{32, 32, map[int]int{1001: 10, 1002: 10}, 1003, "too many connections"},
+		{32, 32, map[int]int{1001: 10, 1002: 10}, 1001, "too many connections from uid 1001 (at most 10)"},
+		{32, 32, map[int]int{1001: 10, 1002: 10}, 0, ""},
+		{39, 32, map[int]int{1001: 10, 1002: 10}, 1000, ""},
+		{40, 32, map[int]int{1001: 10, 1002: 10}, 0, "too many connections"},
+		// Root's connections do not eat into the others' share, but into the total.
+		{38, 30, map[int]int{1001: 10, 1002: 10}, 1003, ""},
+		{40, 30, map[int]int{1001: 10, 1002: 10}, 1003, "too many connections"},
+	} {
+		s.served, s.others, s.byUID = tt.served, tt.others, tt.byUID
+		if s.byUID == nil {
+			s.byUID = map[int]int{}
+		}
+		if got := s.admit(tt.uid); got != tt.want {
+			t.Errorf("served %d (others %d, %v), uid %d: %q, want %q", tt.served, tt.others, tt.byUID, tt.uid, got, tt.want)
+		}
+	}
+	if s := newServer(Options{MaxConns: 1}); s.reserved != 0 || s.opts.MaxConnsPerUID != 1 {
+		t.Errorf("MaxConns 1: reserved %d, per uid %d", s.reserved, s.opts.MaxConnsPerUID)
 	}
 }
 
