@@ -237,9 +237,6 @@ func (l *loop) childExit() <-chan reaper.Exit {
 	return l.child.Exit
 }
 
-// exited reports whether the child has exited.
-func (l *loop) exited() bool { return l.code >= 0 }
-
 func (l *loop) result() int {
 	if slices.Contains(l.cfg.SuccessCodes, l.code) {
 		return 0

@@ -70,11 +70,6 @@ func (s state) alive() bool {
 	return false
 }
 
-// up reports whether an instance in s has a process that gaffer has not asked to stop.
-func (s state) up() bool {
-	return s == stateStarting || s == stateRunning || s == stateReady
-}
-
 // ended reports whether s is one the exit policy may choose for an instance whose process ended.
 func (s state) ended() bool {
 	return s == stateBackoff || s == stateFatal || s == stateExited
@@ -117,6 +112,9 @@ func (s *supervisor) to(in *instance, next state, kind string, code int, detail 
 	if !legal(in.state, next) {
 		s.warnf("internal error: %s cannot go from %s to %s", in.name, in.state, next)
 		return false
+	}
+	if s.trace != nil {
+		s.trace(in, in.state, next)
 	}
 	in.state, in.since = next, s.clock.Now()
 	if kind != "" {

@@ -128,12 +128,13 @@ type supervisor struct {
 	debugf Logf
 	warnf  Logf
 
-	stopping *shutdownState // the ordered shutdown, once begun
-	failure  int            // code of the last failure, 0 if none
-	sweep    *sweep         // after the last level: the leftovers' stop
-	strays   []child        // probe children no longer wanted, still to be collected
-	starting bool           // pending instances may be startable: startSome has work
-	ready    chan struct{}  // closed at once: always ready in a select
+	stopping *shutdownState                     // the ordered shutdown, once begun
+	failure  int                                // code of the last failure, 0 if none
+	sweep    *sweep                             // after the last level: the leftovers' stop
+	strays   []child                            // probe children no longer wanted, still to be collected
+	starting bool                               // pending instances may be startable: startSome has work
+	ready    chan struct{}                      // closed at once: always ready in a select
+	trace    func(in *instance, from, to state) // every transition, for tests
 
 	relays sync.WaitGroup // output being copied; waited for before gaffer exits
 
@@ -336,10 +337,21 @@ func (s *supervisor) blocked(in *instance) bool {
 	return ok
 }
 
-// startReady asks the loop to start, in batches, every pending instance whose dependencies are
-// satisfied.
+// startReady marks the pending instances that can never start, and asks the loop to start, in
+// batches, every one whose dependencies are satisfied.
 func (s *supervisor) startReady() {
-	if s.stopping == nil {
+	if s.stopping != nil {
+		return
+	}
+	for _, in := range s.insts {
+		if in.state != statePending {
+			continue
+		}
+		if dep, ok := s.blockedBy(in); ok {
+			s.to(in, stateFatal, "", -1, "")
+			s.out.Event("%s will not start: %s ended", in.name, dep)
+			continue
+		}
 		s.starting = true
 	}
 }
@@ -356,9 +368,8 @@ func (s *supervisor) startSome() {
 		if in.state != statePending {
 			continue
 		}
-		if dep, ok := s.blockedBy(in); ok {
-			s.to(in, stateFatal, "", -1, "")
-			s.out.Event("%s will not start: %s ended", in.name, dep)
+		if s.blocked(in) {
+			s.startReady() // marks it, and what else it blocks
 			s.checkDone()
 			continue
 		}
