@@ -262,6 +262,10 @@ func (x *ctl) logs() error {
 			x.printJSON(b)
 			return nil
 		}
+		if n, ok := droppedMarker(b); ok {
+			fmt.Fprintf(x.out, "[gaffer: %d lines dropped: this client fell behind]\n", n)
+			return nil
+		}
 		var l api.LogLine
 		if err := json.Unmarshal(b, &l); err != nil {
 			return err
@@ -313,6 +317,10 @@ func (x *ctl) events() error {
 			x.printJSON(b)
 			return nil
 		}
+		if n, ok := droppedMarker(b); ok {
+			fmt.Fprintf(x.out, "[gaffer: %d events dropped: this client fell behind]\n", n)
+			return nil
+		}
 		var e api.Event
 		if err := json.Unmarshal(b, &e); err != nil {
 			return err
@@ -333,6 +341,18 @@ func (x *ctl) events() error {
 		fmt.Fprintln(x.out, line)
 		return nil
 	})
+}
+
+// droppedMarker reads a stream's {"dropped": N}: N lines the server dropped before the next one.
+func droppedMarker(b []byte) (int, bool) {
+	if !bytes.HasPrefix(b, []byte(`{"dropped":`)) {
+		return 0, false
+	}
+	var d api.Dropped
+	if json.Unmarshal(b, &d) != nil {
+		return 0, false
+	}
+	return d.Count, true
 }
 
 func (x *ctl) shutdown() error {

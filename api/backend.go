@@ -29,6 +29,8 @@ type Info struct {
 	ZombiesReaped uint64         `json:"zombies_reaped"` // orphans reaped that no one had started
 	Reaped        uint64         `json:"reaped"`         // every child reaped
 	Processes     map[string]int `json:"processes"`      // count per state, and "total"
+	Goroutines    int            `json:"goroutines"`     // of gaffer, filled by the server
+	OpenFDs       int            `json:"open_fds"`       // gaffer's open file descriptors, filled by the server
 	// OutputDroppedBytes counts relayed output and event bytes that could not be written, because
 	// gaffer's stdout or stderr was blocked (at exit) or closed.
 	OutputDroppedBytes int64 `json:"output_dropped_bytes"`
@@ -57,6 +59,9 @@ type LogLine struct {
 	Name   string    `json:"name"`
 	Stream string    `json:"stream"`
 	Line   string    `json:"line"`
+	// Dropped is the number of lines a follower lost (it fell behind) just before this one; the
+	// server sends it as {"dropped": N} before the line.
+	Dropped int `json:"-"`
 }
 
 // Event is one line of GET /v1/events: spawn, ready, exit, restart, gave-up, reap, stop, shutdown.
@@ -67,6 +72,8 @@ type Event struct {
 	Pid    int       `json:"pid,omitempty"`
 	Code   *int      `json:"code,omitempty"`
 	Detail string    `json:"detail,omitempty"`
+	// Dropped is the number of events a follower lost just before this one, as in LogLine.
+	Dropped int `json:"-"`
 }
 
 // Backend is what the API asks of gaffer's loop. Every method is safe to call from any goroutine:
@@ -92,9 +99,12 @@ type Backend interface {
 	// Scale sets numprocesses of a group.
 	Scale(ctx context.Context, name string, n int) error
 	// Logs returns up to tail recent lines of the process's stream ("" = every stream); with
-	// follow, lines that come later are sent on the channel until ctx ends (closed then).
+	// follow, lines that come later are sent on the channel until ctx ends (closed then). A
+	// follower that falls behind loses lines rather than hold up the process: at most StreamBytes
+	// are queued for it, counted against StreamBudgetFrom(ctx), and the next line it gets carries
+	// the number lost in Dropped.
 	Logs(ctx context.Context, name, stream string, tail int, follow bool) ([]LogLine, <-chan LogLine, error)
-	// Events sends gaffer's events from now on until ctx ends (closed then).
+	// Events sends gaffer's events from now on until ctx ends (closed then), bounded as Logs.
 	Events(ctx context.Context) <-chan Event
 	// Shutdown starts the same ordered shutdown as SIGTERM.
 	Shutdown()

@@ -204,9 +204,10 @@ type stream struct {
 }
 
 // streamContext returns the context of a stream: it ends when the server closes, and once the
-// stream has begun when the client goes away.
+// stream has begun when the client goes away. It carries the server's StreamBudget for the
+// Backend's queues.
 func (x *exchange) streamContext() (context.Context, context.CancelFunc) {
-	return context.WithCancel(x.s.ctx)
+	return context.WithCancel(WithStreamBudget(x.s.ctx, x.s.streams))
 }
 
 // begin writes the response head and starts watching the connection: whatever the client sends
@@ -262,6 +263,14 @@ func (st *stream) send(v any) error {
 		st.cancel()
 	}
 	return err
+}
+
+// sendDropped writes {"dropped": n} when n lines were lost before the next one.
+func (st *stream) sendDropped(n int) error {
+	if n <= 0 {
+		return nil
+	}
+	return st.send(Dropped{n})
 }
 
 // end finishes the stream (the last chunk, when the client is still there) and stops watching.

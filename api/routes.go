@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"math"
 	"net/url"
+	"os"
+	"runtime"
 	"runtime/debug"
 	"strconv"
 	"strings"
@@ -174,6 +176,8 @@ type ok struct {
 
 func (s *Server) info() Info {
 	info := s.opts.Backend.Info()
+	info.Goroutines = runtime.NumGoroutine()
+	info.OpenFDs = openFDs()
 	if info.Version == "" {
 		info.Version = s.opts.Version
 	}
@@ -184,6 +188,20 @@ func (s *Server) info() Info {
 }
 
 func (s *Server) getInfo(x *exchange) { x.json(200, s.info()) }
+
+// openFDs counts gaffer's open file descriptors, or returns -1 when /proc cannot tell.
+func openFDs() int {
+	d, err := os.Open("/proc/self/fd")
+	if err != nil {
+		return -1
+	}
+	defer d.Close()
+	names, err := d.Readdirnames(-1)
+	if err != nil {
+		return -1
+	}
+	return len(names) - 1 // not the descriptor reading the directory
+}
 
 func (s *Server) processes() []Process {
 	procs := s.opts.Backend.Processes()
@@ -516,12 +534,13 @@ func (s *Server) getLogs(x *exchange) {
 			return
 		}
 	}
+	lines = nil // the tail's strings can go while the stream follows
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case l, open := <-ch:
-			if !open || st.send(l) != nil {
+			if !open || st.sendDropped(l.Dropped) != nil || st.send(l) != nil {
 				return
 			}
 		}
@@ -544,7 +563,7 @@ func (s *Server) getEvents(x *exchange) {
 		case <-ctx.Done():
 			return
 		case e, open := <-ch:
-			if !open || st.send(e) != nil {
+			if !open || st.sendDropped(e.Dropped) != nil || st.send(e) != nil {
 				return
 			}
 		}

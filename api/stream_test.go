@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"strings"
@@ -255,5 +256,52 @@ func TestClientStream(t *testing.T) {
 	var se *StatusError
 	if code != 404 || !errors.As(err, &se) || se.Code != 404 || se.Message != `no process "nope": not found` {
 		t.Errorf("Stream 404: %d %v", code, err)
+	}
+}
+
+// A follower that fell behind is told in-band: {"dropped": N} before the next line it gets, for
+// logs and for events.
+func TestStreamSaysDropped(t *testing.T) {
+	b := newFakeBackend(2)
+	b.logs = make(chan LogLine)
+	b.events = make(chan Event)
+	s := startServer(t, b, nil)
+	for _, tt := range []struct {
+		target string
+		send   func(dropped int, text string)
+		want   string
+	}{
+		{"/v1/processes/web/logs?follow=1&tail=0", func(n int, text string) {
+			b.logs <- LogLine{Name: "web", Stream: "out", Line: text, Dropped: n}
+		}, `"line":"%s"`},
+		{"/v1/events?follow=1", func(n int, text string) {
+			b.events <- Event{Kind: "exit", Name: "web", Detail: text, Dropped: n}
+		}, `"detail":"%s"`},
+	} {
+		c, br, head := openStream(t, s.Path(), "GET "+tt.target+" HTTP/1.1\r\nHost: x\r\n\r\n")
+		if head.code != 200 {
+			t.Fatalf("%s: %+v", tt.target, head)
+		}
+		ctx := backendCtx(t, b)
+		if StreamBudgetFrom(ctx) != s.streams {
+			t.Errorf("%s: the backend's ctx does not carry the server's stream budget", tt.target)
+		}
+		cr := bufio.NewReader(newChunkedReader(br, -1))
+		expect := func(want string) {
+			t.Helper()
+			line, err := cr.ReadString('\n')
+			if err != nil || !strings.Contains(line, want) {
+				t.Fatalf("%s: %q %v, want %s", tt.target, line, err, want)
+			}
+		}
+		tt.send(0, "first")
+		expect(fmt.Sprintf(tt.want, "first"))
+		tt.send(7, "after seven lost")
+		expect(`{"dropped":7}` + "\n")
+		expect(fmt.Sprintf(tt.want, "after seven lost"))
+		tt.send(0, "next")
+		expect(fmt.Sprintf(tt.want, "next"))
+		c.Close()
+		waitDone(t, tt.target, ctx)
 	}
 }

@@ -3,6 +3,7 @@ package pid1
 import (
 	"bytes"
 	"context"
+	"slices"
 	"sync"
 	"time"
 
@@ -28,15 +29,25 @@ type logChunk struct {
 
 type logSub struct {
 	stream string
-	ch     chan api.LogLine
+	feed   *feed[api.LogLine]
 }
+
+// Bytes an item holds besides its strings: its value in the feed's queue (api.LogLine is 80 bytes
+// on 64-bit Linux, api.Event 88), and the strings' headers.
+const itemOverhead = 128
+
+func logLineSize(l *api.LogLine) int {
+	return itemOverhead + len(l.Name) + len(l.Stream) + len(l.Line)
+}
+
+func markLogLine(l *api.LogLine, lost int) { l.Dropped = lost }
 
 func newLogRing(name string, maxBytes int) *logRing {
 	return &logRing{name: name, max: maxBytes}
 }
 
 // add stores the complete lines of one read of stream and hands them to followers. A follower that
-// cannot keep up loses lines rather than slowing the process down.
+// cannot keep up loses lines rather than slowing the process down (see feed).
 func (r *logRing) add(stream string, lines []byte) {
 	if len(lines) == 0 {
 		return
@@ -51,17 +62,17 @@ func (r *logRing) add(stream string, lines []byte) {
 		r.chunks[0] = logChunk{}
 		r.chunks = r.chunks[1:]
 	}
+	var each []api.LogLine // made once, shared by the followers: strings are immutable
 	for _, s := range r.subs {
 		if s.stream != "" && s.stream != stream {
 			continue
 		}
-		eachLine(c, func(l api.LogLine) {
-			l.Name = r.name
-			select {
-			case s.ch <- l:
-			default:
-			}
-		})
+		if each == nil {
+			eachLine(c, func(l api.LogLine) { l.Name = r.name; each = append(each, l) })
+		}
+		for _, l := range each {
+			s.feed.push(l)
+		}
 	}
 }
 
@@ -86,29 +97,25 @@ func (r *logRing) tail(ctx context.Context, stream string, n int, follow bool) (
 	if !follow {
 		return out, nil
 	}
-	s := &logSub{stream: stream, ch: make(chan api.LogLine, 1024)}
+	s := &logSub{stream: stream}
+	s.feed = newFeed(ctx, logLineSize, markLogLine, func(*feed[api.LogLine]) { r.unsubscribe(s) })
 	r.subs = append(r.subs, s)
-	go func() {
-		<-ctx.Done()
-		r.mu.Lock()
-		defer r.mu.Unlock()
-		for i, x := range r.subs {
-			if x == s {
-				r.subs = append(r.subs[:i], r.subs[i+1:]...)
-				close(s.ch) // unless close already did
-				break
-			}
-		}
-	}()
-	return out, s.ch
+	return out, s.feed.out
 }
 
-// close ends every follower: the process is gone for good (scaled away).
+func (r *logRing) unsubscribe(s *logSub) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.subs = slices.DeleteFunc(r.subs, func(x *logSub) bool { return x == s })
+}
+
+// close ends every follower, once it has had what is queued for it: the process is gone for good
+// (scaled away).
 func (r *logRing) close() {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	for _, s := range r.subs {
-		close(s.ch)
+		s.feed.end()
 	}
 	r.subs = nil
 }
@@ -128,37 +135,41 @@ func eachLine(c logChunk, fn func(api.LogLine)) {
 	}
 }
 
-// eventBus fans gaffer's events out to API followers; a slow follower loses events.
+// eventBus fans gaffer's events out to API followers; a slow follower loses events (see feed).
 type eventBus struct {
 	mu   sync.Mutex
-	subs map[chan api.Event]struct{} // guarded by mu
+	subs map[*feed[api.Event]]struct{} // guarded by mu
 }
+
+func eventSize(e *api.Event) int {
+	n := itemOverhead + len(e.Kind) + len(e.Name) + len(e.Detail)
+	if e.Code != nil {
+		n += 8
+	}
+	return n
+}
+
+func markEvent(e *api.Event, lost int) { e.Dropped = lost }
 
 func (b *eventBus) emit(e api.Event) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	for ch := range b.subs {
-		select {
-		case ch <- e:
-		default:
-		}
+	for f := range b.subs {
+		f.push(e)
 	}
 }
 
 func (b *eventBus) subscribe(ctx context.Context) <-chan api.Event {
-	ch := make(chan api.Event, 1024)
-	b.mu.Lock()
-	if b.subs == nil {
-		b.subs = map[chan api.Event]struct{}{}
-	}
-	b.subs[ch] = struct{}{}
-	b.mu.Unlock()
-	go func() {
-		<-ctx.Done()
+	f := newFeed(ctx, eventSize, markEvent, func(f *feed[api.Event]) {
 		b.mu.Lock()
-		delete(b.subs, ch)
-		b.mu.Unlock()
-		close(ch)
-	}()
-	return ch
+		defer b.mu.Unlock()
+		delete(b.subs, f)
+	})
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.subs == nil {
+		b.subs = map[*feed[api.Event]]struct{}{}
+	}
+	b.subs[f] = struct{}{}
+	return f.out
 }

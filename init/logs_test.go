@@ -118,3 +118,188 @@ func TestEventBusFansOutAndUnsubscribes(t *testing.T) {
 type apiEvent = api.Event
 
 func eventOf(kind string) api.Event { return api.Event{Time: time.Now(), Kind: kind} }
+
+// bigLine returns one line of 64 KiB (the relay's longest line), its newline included.
+func bigLine() []byte {
+	b := make([]byte, 64<<10)
+	for i := range b {
+		b[i] = 'x'
+	}
+	b[len(b)-1] = '\n'
+	return b
+}
+
+// A follower that never reads holds at most the per-stream bound of lines, however many lines
+// of 64 KiB the process writes: before the bound, four such followers held 256 MiB.
+func TestLogFollowerIsBoundedInBytes(t *testing.T) {
+	r := newLogRing("web", 256<<10)
+	_, ch := r.tail(context.Background(), "", 0, true)
+	line := bigLine()
+	for range 2000 { // 125 MiB
+		r.add("out", line)
+	}
+	r.close() // the follower now gets what it had queued, then the end
+	queued := 0
+	for l := range ch {
+		queued += len(l.Line)
+	}
+	if limit := api.StreamBytes + 64<<10; queued > limit {
+		t.Fatalf("a follower that never read had %d bytes queued; the bound is %d", queued, limit)
+	}
+}
+
+// A follower that lost lines is told how many with the next line it gets, and only then.
+func TestLogFollowerCountsDropped(t *testing.T) {
+	r := newLogRing("web", 256<<10)
+	_, ch := r.tail(context.Background(), "", 0, true)
+	line := bigLine()
+	const pushed = 2000
+	for range pushed {
+		r.add("out", line)
+	}
+	r.add("out", []byte("next\n")) // small: it fits beside the big lines queued
+	r.add("out", []byte("after\n"))
+	r.close()
+	var got []api.LogLine
+	for l := range ch {
+		got = append(got, l)
+	}
+	if len(got) < 3 {
+		t.Fatalf("got %d lines", len(got))
+	}
+	kept := len(got) - 2
+	for _, l := range got[:kept] {
+		if len(l.Line) != len(line)-1 || l.Dropped != 0 {
+			t.Fatalf("queued line: %d bytes, dropped %d", len(l.Line), l.Dropped)
+		}
+	}
+	next, after := got[kept], got[kept+1]
+	if next.Line != "next" || next.Dropped != pushed-kept {
+		t.Errorf("after %d lines kept: %q with dropped %d, want %q with %d", kept, next.Line, next.Dropped, "next", pushed-kept)
+	}
+	if after.Line != "after" || after.Dropped != 0 {
+		t.Errorf("then %q with dropped %d, want %q with 0", after.Line, after.Dropped, "after")
+	}
+}
+
+// waitClosed drains ch until it is closed.
+func waitClosed[T any](t *testing.T, ch <-chan T) {
+	t.Helper()
+	deadline := time.After(10 * time.Second)
+	for {
+		select {
+		case _, ok := <-ch:
+			if !ok {
+				return
+			}
+		case <-deadline:
+			t.Fatal("the follower's channel was not closed")
+		}
+	}
+}
+
+// Followers share the server's budget; a follower that leaves gives back what was queued for it
+// and is unsubscribed.
+func TestLogFollowersShareTheBudget(t *testing.T) {
+	budget := api.NewStreamBudget(300 << 10)
+	ctx, cancel := context.WithCancel(api.WithStreamBudget(context.Background(), budget))
+	r := newLogRing("web", 256<<10)
+	_, ch1 := r.tail(ctx, "", 0, true)
+	_, ch2 := r.tail(ctx, "out", 0, true)
+	for range 100 {
+		r.add("out", bigLine())
+	}
+	if used := budget.Used(); used > 300<<10 || used < 256<<10 {
+		t.Errorf("two followers that do not read hold %d bytes of a budget of %d", used, 300<<10)
+	}
+	cancel()
+	waitClosed(t, ch1)
+	waitClosed(t, ch2)
+	waitFor(t, "the followers to be unsubscribed", func() bool {
+		r.mu.Lock()
+		defer r.mu.Unlock()
+		return len(r.subs) == 0
+	})
+	if used := budget.Used(); used != 0 {
+		t.Errorf("%d bytes still counted after the followers left", used)
+	}
+	r.add("out", []byte("nobody follows\n"))
+}
+
+// An event follower that never reads holds a bounded number of bytes, and hears how many events
+// it lost.
+func TestEventFollowerIsBounded(t *testing.T) {
+	var b eventBus
+	budget := api.NewStreamBudget(api.StreamTotalBytes)
+	ctx, cancel := context.WithCancel(api.WithStreamBudget(context.Background(), budget))
+	defer cancel()
+	ch := b.subscribe(ctx)
+	const emitted = 100000
+	for range emitted {
+		b.emit(api.Event{Kind: "restart", Name: "web", Detail: strings.Repeat("d", 1000)})
+	}
+	if used := budget.Used(); used > api.StreamBytes {
+		t.Fatalf("an event follower that never read holds %d bytes", used)
+	}
+	b.emit(eventOf("last")) // small: it fits beside the events queued
+	kept := 0
+	deadline := time.After(10 * time.Second)
+	for {
+		select {
+		case e := <-ch:
+			if e.Kind != "last" {
+				kept++
+				continue
+			}
+			if e.Dropped+kept != emitted {
+				t.Fatalf("kept %d events, then %q said %d dropped; %d were emitted", kept, e.Kind, e.Dropped, emitted)
+			}
+			return
+		case <-deadline:
+			t.Fatalf("the last event never came; %d before it", kept)
+		}
+	}
+}
+
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
+// Followers that do not read and use up the server's budget do not starve one that keeps up: a
+// follower with nothing queued can always queue a line.
+func TestLogFollowerThatKeepsUpIsNotStarved(t *testing.T) {
+	budget := api.NewStreamBudget(100 << 10) // one big line and a half
+	ctx, cancel := context.WithCancel(api.WithStreamBudget(context.Background(), budget))
+	defer cancel()
+	r := newLogRing("web", 256<<10)
+	_, stuck := r.tail(ctx, "", 0, true)
+	_, reader := r.tail(ctx, "", 0, true)
+	held := 0
+	for i := range 10 {
+		r.add("out", bigLine())
+		if i == 0 {
+			held = int(budget.Used()) / 2
+		}
+		select {
+		case l := <-reader:
+			if l.Dropped != 0 || len(l.Line) != 64<<10-1 {
+				t.Fatalf("line %d: dropped %d, %d bytes", i, l.Dropped, len(l.Line))
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatalf("line %d did not come", i)
+		}
+		// The reader's line is given back once handed over.
+		waitFor(t, "the reader's bytes to be released", func() bool { return int(budget.Used()) == held })
+	}
+	cancel()
+	waitClosed(t, stuck)
+	waitClosed(t, reader)
+	waitFor(t, "the budget to be given back", func() bool { return budget.Used() == 0 })
+}
