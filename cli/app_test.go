@@ -1,4 +1,4 @@
-package main
+package cli
 
 import (
 	"bytes"
@@ -11,6 +11,9 @@ import (
 	"testing"
 	"time"
 )
+
+// testVersion is the version the tests give Run.
+const testVersion = "v0.0.0-test"
 
 func TestNormalizeArgs(t *testing.T) {
 	tests := []struct {
@@ -143,9 +146,9 @@ func TestRunCLIUsageErrors(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			var stderr bytes.Buffer
-			code := runCLI(normalizeArgs(tt.args), signalSetup{ch: make(chan os.Signal, 1)}, &stderr)
+			code := Run(tt.args, testVersion, Signals{C: make(chan os.Signal, 1)}, &stderr)
 			if code != 2 {
-				t.Errorf("runCLI(%q) = %d, want 2; stderr %q", tt.args, code, stderr.String())
+				t.Errorf("Run(%q) = %d, want 2; stderr %q", tt.args, code, stderr.String())
 			}
 			checkOneLine(t, stderr.String(), tt.want)
 		})
@@ -191,9 +194,9 @@ func TestRunCLINotStartable(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Chdir(t.TempDir()) // pid1.Run changes directory once a child started; keep ours.
 			var stderr bytes.Buffer
-			code := runCLI(normalizeArgs(tt.args), signalSetup{ch: make(chan os.Signal, 1)}, &stderr)
+			code := Run(tt.args, testVersion, Signals{C: make(chan os.Signal, 1)}, &stderr)
 			if code != tt.code {
-				t.Errorf("runCLI(%q) = %d, want %d; stderr %q", tt.args, code, tt.code, stderr.String())
+				t.Errorf("Run(%q) = %d, want %d; stderr %q", tt.args, code, tt.code, stderr.String())
 			}
 			checkOneLine(t, stderr.String(), "cannot run")
 		})
@@ -210,7 +213,7 @@ func TestRunCLIVersion(t *testing.T) {
 	saved := os.Stdout
 	os.Stdout = out
 	var stderr bytes.Buffer
-	code := runCLI([]string{"gaffer", "--version"}, signalSetup{}, &stderr)
+	code := Run([]string{"gaffer", "--version"}, testVersion, Signals{}, &stderr)
 	os.Stdout = saved
 	if code != 0 {
 		t.Errorf("--version: code %d, stderr %q", code, stderr.String())
@@ -222,16 +225,16 @@ func TestRunCLIVersion(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if want := "gaffer " + version + "\n"; string(b) != want {
+	if want := "gaffer " + testVersion + "\n"; string(b) != want {
 		t.Errorf("--version printed %q, want %q", b, want)
 	}
 }
 
 func TestRunCLIMissingSignals(t *testing.T) {
-	// main must set up signals for run; without them runCLI refuses instead of hanging.
+	// main must set up signals for run; without them Run refuses instead of hanging.
 	clearGafferEnv(t)
 	var stderr bytes.Buffer
-	if code := runCLI([]string{"gaffer", "run", "--", "true"}, signalSetup{}, &stderr); code != 2 {
+	if code := Run([]string{"gaffer", "run", "--", "true"}, testVersion, Signals{}, &stderr); code != 2 {
 		t.Errorf("run without a signal channel: code %d, want 2", code)
 	}
 	checkOneLine(t, stderr.String(), "signals")
@@ -262,17 +265,17 @@ func TestRunCLIRunsChild(t *testing.T) {
 			defer signal.Stop(sigs)
 			var stderr bytes.Buffer
 			done := make(chan int, 1)
-			go func() { done <- runCLI(normalizeArgs(tt.args), signalSetup{ch: sigs}, &stderr) }()
+			go func() { done <- Run(tt.args, testVersion, Signals{C: sigs}, &stderr) }()
 			select {
 			case code := <-done:
 				if code != tt.code {
-					t.Errorf("runCLI(%q) = %d, want %d; stderr %q", tt.args, code, tt.code, stderr.String())
+					t.Errorf("Run(%q) = %d, want %d; stderr %q", tt.args, code, tt.code, stderr.String())
 				}
 			case <-time.After(10 * time.Second):
-				t.Fatalf("runCLI(%q) did not return", tt.args)
+				t.Fatalf("Run(%q) did not return", tt.args)
 			}
 			if stderr.Len() != 0 {
-				t.Errorf("runCLI(%q) wrote to stderr: %q", tt.args, stderr.String())
+				t.Errorf("Run(%q) wrote to stderr: %q", tt.args, stderr.String())
 			}
 		})
 	}

@@ -1,4 +1,4 @@
-package main
+package cli
 
 import (
 	"context"
@@ -16,7 +16,7 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-func upCommand(sigs signalSetup, stderr io.Writer, onUsage cli.OnUsageErrorFunc) *cli.Command {
+func upCommand(version string, sigs Signals, stderr io.Writer, onUsage cli.OnUsageErrorFunc) *cli.Command {
 	var verbose int
 	return &cli.Command{
 		Name:      "up",
@@ -36,13 +36,13 @@ func upCommand(sigs signalSetup, stderr io.Writer, onUsage cli.OnUsageErrorFunc)
 			if err != nil {
 				return err
 			}
-			plan, err := planSocket(c, &cfg.Settings, reaper.IsPID1(), true)
+			plan, err := planSocket(c, &cfg.Settings, version, reaper.IsPID1(), true)
 			if err != nil {
 				return err
 			}
 			defer plan.close()
 			up := pid1.UpConfig{
-				Config: cfg, Signals: sigs.ch, NotifyLate: sigs.notifyLate,
+				Config: cfg, Signals: sigs.C, NotifyLate: sigs.NotifyLate,
 				Stdout: os.Stdout, Stderr: os.Stderr, Warnf: logTo(stderr),
 				Color: colorOn(cfg.Settings.Color, os.Stdout), LogBytes: cfg.Settings.LogBytes,
 			}

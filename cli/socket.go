@@ -1,4 +1,4 @@
-package main
+package cli
 
 import (
 	"context"
@@ -34,7 +34,7 @@ type socketPlan struct {
 // planSocket decides the socket: a flag or GAFFER_SOCKET, else the config's socket key, else the
 // default path when gaffer is PID 1 or runs `gaffer up`; "" anywhere turns it off. It returns nil
 // for no socket.
-func planSocket(c *cli.Context, s *config.Settings, isInit, up bool) (*socketPlan, error) {
+func planSocket(c *cli.Context, s *config.Settings, version string, isInit, up bool) (*socketPlan, error) {
 	p := &socketPlan{opts: api.Options{Mode: 0o600, Group: -1, Version: version}}
 	from := "--socket"
 	switch {
