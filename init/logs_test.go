@@ -223,6 +223,13 @@ func TestLogFollowersShareTheBudget(t *testing.T) {
 	if used := budget.Used(); used != 0 {
 		t.Errorf("%d bytes still counted after the followers left", used)
 	}
+	// Deleting by append(subs[:i], subs[i+1:]...) left the last follower in the array past len:
+	// its closed channel, with 64 MiB unread, stayed reachable after the client left.
+	for i, s := range r.subs[:cap(r.subs)] {
+		if s != nil {
+			t.Errorf("the ring still references a follower that left, at %d past its subscribers", i)
+		}
+	}
 	r.add("out", []byte("nobody follows\n"))
 }
 

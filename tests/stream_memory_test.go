@@ -127,6 +127,13 @@ func TestStreamFollowersThatDoNotReadCostBoundedMemory(t *testing.T) {
 	var baseline int64
 	b.waitWritten(32<<20, func() { baseline = max(baseline, rssAnon(t, pid)) })
 
+	type selfInfo struct {
+		Goroutines int `json:"goroutines"`
+		OpenFDs    int `json:"open_fds"`
+	}
+	var before selfInfo
+	b.get("/v1/info", &before)
+
 	var conns []net.Conn
 	for range 4 {
 		c, _ := openFollower(t, b.sock)
@@ -150,6 +157,12 @@ func TestStreamFollowersThatDoNotReadCostBoundedMemory(t *testing.T) {
 		return after <= 2*baseline+afterSlack
 	})
 	t.Logf("RssAnon after the followers closed: %s within %v", mib(after), time.Since(start).Round(time.Millisecond))
+	// Nothing of theirs is left: goroutines (handler, watcher, feed) and sockets.
+	var now selfInfo
+	waitFor(t, 30*time.Second, "gaffer's goroutines and descriptors back to their count before the followers", func() bool {
+		b.get("/v1/info", &now)
+		return now.Goroutines <= before.Goroutines && now.OpenFDs <= before.OpenFDs
+	})
 }
 
 // A follower that stops reading while the process writes loses lines, and is told how many
