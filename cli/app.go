@@ -52,31 +52,19 @@ func RunsInit(args []string) bool {
 	return len(args) > 1 && (args[1] == "run" || args[1] == "up")
 }
 
-// commandNames are gaffer's subcommands; anything else in first position is a mistake, and a first
-// argument that is a flag or "--" means the run command.
-var commandNames = []string{"run", "exec", "up", "check", "help", "h",
-	"status", "stats", "signal", "start", "stop", "restart", "logs", "send", "scale", "events", "shutdown", "health"}
-
 // normalizeArgs turns `gaffer [flags] -- CMD` into `gaffer run [flags] -- CMD`, so that the command
-// after -- is never taken for one of gaffer's own commands.
+// after -- is never taken for one of gaffer's own commands. A first argument that is not a flag
+// names a command (the app refuses one it does not know); gaffer's own --help and --version stay
+// where they are.
 func normalizeArgs(in []string) []string {
-	if len(in) < 2 {
+	if len(in) < 2 || !strings.HasPrefix(in[1], "-") {
 		return in
 	}
-	first := in[1]
-	switch first {
+	switch in[1] {
 	case "--help", "-h", "--version":
 		return in
 	}
-	for _, c := range commandNames {
-		if first == c {
-			return in
-		}
-	}
-	if strings.HasPrefix(first, "-") {
-		return append([]string{in[0], "run"}, in[1:]...)
-	}
-	return in
+	return append([]string{in[0], "run"}, in[1:]...)
 }
 
 // Run runs gaffer with args (os.Args) and returns the code to exit with. version is what

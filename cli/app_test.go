@@ -2,6 +2,7 @@ package cli
 
 import (
 	"bytes"
+	"io"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -45,6 +46,56 @@ func TestNormalizeArgs(t *testing.T) {
 		}
 		if !slices.Equal(tt.in, in) {
 			t.Errorf("normalizeArgs changed its input to %q", tt.in)
+		}
+	}
+}
+
+// TestNormalizeArgsKeepsCommands: every command of the app and its aliases in first position is
+// left alone, flags and -- after it too.
+func TestNormalizeArgsKeepsCommands(t *testing.T) {
+	app := newApp(testVersion, Signals{}, io.Discard)
+	var names []string
+	for _, c := range app.Commands {
+		names = append(names, c.Names()...)
+	}
+	for _, want := range []string{"run", "exec", "up", "check", "status", "logs", "shutdown"} {
+		if !slices.Contains(names, want) {
+			t.Errorf("the app has no command %q: %q", want, names)
+		}
+	}
+	for _, name := range names {
+		in := []string{"gaffer", name, "-v", "--", "x"}
+		if got := normalizeArgs(in); !slices.Equal(got, in) {
+			t.Errorf("normalizeArgs(%q) = %q, want it unchanged", in, got)
+		}
+	}
+}
+
+func TestRunsInit(t *testing.T) {
+	tests := []struct {
+		args []string
+		want bool
+	}{
+		{[]string{"gaffer", "--", "x"}, true},
+		{[]string{"gaffer", "-g", "--", "x"}, true},
+		{[]string{"gaffer", "-v"}, true}, // a usage error, from the run command
+		{[]string{"gaffer", "run", "--", "x"}, true},
+		{[]string{"gaffer", "up"}, true},
+		{[]string{"gaffer", "up", "-c", "x.toml"}, true},
+		{[]string{"gaffer", "exec", "--", "up"}, false},
+		{[]string{"gaffer", "check"}, false},
+		{[]string{"gaffer", "status"}, false},
+		{[]string{"gaffer", "--version"}, false},
+		{[]string{"gaffer", "--help"}, false},
+		{[]string{"gaffer", "-h"}, false},
+		{[]string{"gaffer", "help", "run"}, false},
+		{[]string{"gaffer", "foo", "--", "run"}, false},
+		{[]string{"gaffer"}, false},
+		{nil, false},
+	}
+	for _, tt := range tests {
+		if got := RunsInit(tt.args); got != tt.want {
+			t.Errorf("RunsInit(%q) = %v, want %v", tt.args, got, tt.want)
 		}
 	}
 }
