@@ -50,6 +50,9 @@ gaffer_reaped_total 10
 # HELP gaffer_zombies_reaped_total Orphans gaffer reaped that it had not started.
 # TYPE gaffer_zombies_reaped_total counter
 gaffer_zombies_reaped_total 3
+# HELP gaffer_output_dropped_bytes_total Bytes of relayed output and events gaffer could not write: its stdout or stderr was blocked or closed.
+# TYPE gaffer_output_dropped_bytes_total counter
+gaffer_output_dropped_bytes_total 0
 # HELP gaffer_processes Processes by state.
 # TYPE gaffer_processes gauge
 gaffer_processes{state="exited"} 1
