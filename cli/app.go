@@ -25,6 +25,9 @@ func (e usageError) Unwrap() error { return e.err }
 
 func usagef(format string, args ...any) error { return usageError{fmt.Errorf(format, args...)} }
 
+// onUsage is every command's OnUsageError: a flag urfave/cli could not parse is a usage error.
+func onUsage(_ *cli.Context, err error, _ bool) error { return usageError{err} }
+
 // exitCode is an error that carries the code gaffer exits with.
 type exitCode struct {
 	code int
@@ -109,7 +112,6 @@ func (d diag) Write(p []byte) (int, error) {
 func newApp(version string, sigs Signals, stderr io.Writer) *cli.App {
 	cli.VersionFlag = &cli.BoolFlag{Name: "version", Usage: "print the version"}
 	cli.VersionPrinter = func(c *cli.Context) { fmt.Fprintf(c.App.Writer, "gaffer %s\n", c.App.Version) }
-	onUsage := func(_ *cli.Context, err error, _ bool) error { return usageError{err} }
 	app := &cli.App{
 		Name:    "gaffer",
 		Usage:   "an init for containers: reap, forward signals, stop the tree, switch user",
@@ -128,11 +130,11 @@ func newApp(version string, sigs Signals, stderr io.Writer) *cli.App {
 			return usagef("no command given: gaffer -- CMD [ARG...] (see gaffer --help)")
 		},
 		Commands: append([]*cli.Command{
-			runCommand(version, sigs, stderr, onUsage),
-			execCommand(onUsage),
-			upCommand(version, sigs, stderr, onUsage),
-			checkCommand(onUsage),
-		}, clientCommands(onUsage)...),
+			runCommand(version, sigs, stderr),
+			execCommand(),
+			upCommand(version, sigs, stderr),
+			checkCommand(),
+		}, clientCommands()...),
 	}
 	return app
 }

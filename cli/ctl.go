@@ -31,7 +31,7 @@ func clientFlags(extra ...cli.Flag) []cli.Flag {
 }
 
 // clientCommands are the commands that control a running gaffer over its socket.
-func clientCommands(onUsage cli.OnUsageErrorFunc) []*cli.Command {
+func clientCommands() []*cli.Command {
 	cmd := func(name, usage, args string, action func(*ctl) error, extra ...cli.Flag) *cli.Command {
 		return &cli.Command{
 			Name: name, Usage: usage, UsageText: "gaffer " + name + " [--socket PATH] [--json] " + args,

@@ -12,7 +12,7 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-func execCommand(onUsage cli.OnUsageErrorFunc) *cli.Command {
+func execCommand() *cli.Command {
 	return &cli.Command{
 		Name:         "exec",
 		Usage:        "switch user, directory and environment, then exec CMD (like gosu); nothing stays resident",

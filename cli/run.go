@@ -70,7 +70,7 @@ func childSpec(c *cli.Context) (spawn.Spec, error) {
 	return s, nil
 }
 
-func runCommand(version string, sigs Signals, stderr io.Writer, onUsage cli.OnUsageErrorFunc) *cli.Command {
+func runCommand(version string, sigs Signals, stderr io.Writer) *cli.Command {
 	var verbose int
 	flags := []cli.Flag{
 		&cli.BoolFlag{Name: "group", Aliases: []string{"g"}, EnvVars: []string{"GAFFER_GROUP"}, Usage: "forward signals to the child's whole process group"},

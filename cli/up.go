@@ -2,13 +2,10 @@ package cli
 
 import (
 	"context"
-	"errors"
-	"fmt"
 	"io"
 	"os"
 	"strings"
 
-	"gaffer/config"
 	pid1 "gaffer/init"
 	"gaffer/reaper"
 
@@ -16,14 +13,14 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-func upCommand(version string, sigs Signals, stderr io.Writer, onUsage cli.OnUsageErrorFunc) *cli.Command {
+func upCommand(version string, sigs Signals, stderr io.Writer) *cli.Command {
 	var verbose int
 	return &cli.Command{
 		Name:      "up",
 		Usage:     "run and supervise the processes of gaffer.toml or a Procfile",
 		UsageText: "gaffer up [-c FILE | -f PROCFILE] [-v]",
 		Flags: append([]cli.Flag{
-			&cli.StringFlag{Name: "config", Aliases: []string{"c"}, EnvVars: []string{"GAFFER_CONFIG"}, Usage: "read `FILE` (default ./gaffer.toml, else ./Procfile)"},
+			configFlag(),
 			&cli.StringFlag{Name: "procfile", Aliases: []string{"f"}, EnvVars: []string{"GAFFER_PROCFILE"}, Usage: "read the Procfile `PROCFILE` (and the .env beside it)"},
 			&cli.BoolFlag{Name: "verbose", Aliases: []string{"v"}, Count: &verbose, Usage: "print gaffer's own diagnostics (also GAFFER_LOG=debug)"},
 		}, socketFlags()...),
@@ -32,7 +29,8 @@ func upCommand(version string, sigs Signals, stderr io.Writer, onUsage cli.OnUsa
 			if c.Args().Present() {
 				return usagef("up takes no arguments, got %q", c.Args().First())
 			}
-			cfg, err := loadConfig(c)
+			wd, _ := os.Getwd()
+			cfg, err := loadConfig(c, wd)
 			if err != nil {
 				return err
 			}
@@ -56,29 +54,6 @@ func upCommand(version string, sigs Signals, stderr io.Writer, onUsage cli.OnUsa
 			return exitCode{code: code, err: err}
 		},
 	}
-}
-
-// loadConfig finds and loads the configuration of up and check; every problem is a usage error,
-// printed one FILE:LINE: message per line.
-func loadConfig(c *cli.Context) (*config.Config, error) {
-	path := c.String("procfile")
-	if path == "" {
-		wd, _ := os.Getwd()
-		var err error
-		if path, err = config.Find(c.String("config"), os.Getenv, wd); err != nil {
-			return nil, usagef("%v", err)
-		}
-	}
-	cfg, err := config.Load(path)
-	if err != nil {
-		var errs *config.Errors
-		if errors.As(err, &errs) {
-			fmt.Fprintln(c.App.ErrWriter, err)
-			return nil, exitCode{code: 2}
-		}
-		return nil, usagef("%v", err)
-	}
-	return cfg, nil
 }
 
 // colorOn decides the colour setting: auto means when stdout is a terminal.
