@@ -109,6 +109,8 @@ func (d diag) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 
+// newApp builds the app; it sets urfave/cli's VersionFlag and VersionPrinter, which v2 has only as
+// package variables, to the same values every time.
 func newApp(version string, sigs Signals, stderr io.Writer) *cli.App {
 	cli.VersionFlag = &cli.BoolFlag{Name: "version", Usage: "print the version"}
 	cli.VersionPrinter = func(c *cli.Context) { fmt.Fprintf(c.App.Writer, "gaffer %s\n", c.App.Version) }
@@ -139,6 +141,7 @@ func newApp(version string, sigs Signals, stderr io.Writer) *cli.App {
 	return app
 }
 
+// logTo makes a pid1.Logf that writes "gaffer: " lines to w.
 func logTo(w io.Writer) pid1.Logf {
 	return func(format string, args ...any) {
 		fmt.Fprintf(w, "gaffer: "+format+"\n", args...)
