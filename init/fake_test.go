@@ -1,8 +1,8 @@
 package pid1
 
 import (
-	"bytes"
 	"context"
+	"gaffer/internal/testutil"
 	"os"
 	"path/filepath"
 	"slices"
@@ -151,24 +151,6 @@ func (l *fakeLauncher) check(context.Context, config.Probe) error { return nil }
 
 func (l *fakeLauncher) ended(in *instance) { l.endedNames = append(l.endedNames, in.name) }
 
-// syncBuffer is the supervisor's stdout: event lines arrive from the relay's goroutine.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.String()
-}
-
 // transitions records the moves made, across harnesses.
 type transitions struct {
 	mu   sync.Mutex
@@ -190,7 +172,7 @@ type harness struct {
 	s     *supervisor
 	clock *fakeClock
 	l     *fakeLauncher
-	out   *syncBuffer
+	out   *testutil.SyncBuffer
 }
 
 // newHarness loads toml as gaffer.toml and builds its supervisor; nothing starts before run.
@@ -205,7 +187,7 @@ func newHarness(t *testing.T, toml string, tr *transitions) *harness {
 		t.Fatalf("config: %v", err)
 	}
 	cfg.Settings.Output = "raw"
-	h := &harness{t: t, clock: newFakeClock(), l: newFakeLauncher(), out: &syncBuffer{}}
+	h := &harness{t: t, clock: newFakeClock(), l: newFakeLauncher(), out: &testutil.SyncBuffer{}}
 	s, err := newSupervisor(UpConfig{Config: cfg, Stdout: h.out, Stderr: h.out, Clock: h.clock,
 		Warnf: func(f string, a ...any) { t.Errorf("warning: "+f, a...) }}, nil, func(*supervisor) launcher { return h.l })
 	if err != nil {

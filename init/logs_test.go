@@ -3,6 +3,7 @@ package pid1
 import (
 	"context"
 	"fmt"
+	"gaffer/internal/testutil"
 	"strings"
 	"testing"
 	"time"
@@ -215,7 +216,7 @@ func TestLogFollowersShareTheBudget(t *testing.T) {
 	cancel()
 	waitClosed(t, ch1)
 	waitClosed(t, ch2)
-	waitFor(t, "the followers to be unsubscribed", func() bool {
+	testutil.WaitFor(t, 10*time.Second, "the followers to be unsubscribed", func() bool {
 		r.mu.Lock()
 		defer r.mu.Unlock()
 		return len(r.subs) == 0
@@ -268,17 +269,6 @@ func TestEventFollowerIsBounded(t *testing.T) {
 	}
 }
 
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(time.Millisecond)
-	}
-}
-
 // Followers that do not read and use up the server's budget do not starve one that keeps up: a
 // follower with nothing queued can always queue a line.
 func TestLogFollowerThatKeepsUpIsNotStarved(t *testing.T) {
@@ -303,10 +293,10 @@ func TestLogFollowerThatKeepsUpIsNotStarved(t *testing.T) {
 			t.Fatalf("line %d did not come", i)
 		}
 		// The reader's line is given back once handed over.
-		waitFor(t, "the reader's bytes to be released", func() bool { return int(budget.Used()) == held })
+		testutil.WaitFor(t, 10*time.Second, "the reader's bytes to be released", func() bool { return int(budget.Used()) == held })
 	}
 	cancel()
 	waitClosed(t, stuck)
 	waitClosed(t, reader)
-	waitFor(t, "the budget to be given back", func() bool { return budget.Used() == 0 })
+	testutil.WaitFor(t, 10*time.Second, "the budget to be given back", func() bool { return budget.Used() == 0 })
 }

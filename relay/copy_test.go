@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"errors"
+	"gaffer/internal/testutil"
 	"io"
 	"math/rand/v2"
 	"os"
@@ -317,7 +318,7 @@ func TestSlowReader(t *testing.T) {
 		})
 		return n == size
 	}
-	waitFor(t, 5*time.Second, "both pipes full", func() bool { return full(dr) && full(r) })
+	testutil.WaitFor(t, 5*time.Second, "both pipes full", func() bool { return full(dr) && full(r) })
 	select {
 	case <-wrote:
 		t.Fatal("the child's 8 MiB write completed while nobody read gaffer's stdout")
@@ -340,46 +341,16 @@ func TestSlowReader(t *testing.T) {
 	}
 }
 
-// syncBuffer is a destination tests can look at while Copy writes to it.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
-// waitFor polls cond until it holds or the deadline passes.
-func waitFor(t *testing.T, d time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(d)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timeout waiting for %s", what)
-		}
-		time.Sleep(time.Millisecond)
-	}
-}
-
 // TestDrainDeadline: a grandchild keeps the pipe open after the child exited; the read deadline
 // ends Copy, after the pending partial line was emitted.
 func TestDrainDeadline(t *testing.T) {
-	var out syncBuffer
+	var out testutil.SyncBuffer
 	w := NewWriter(&out, Options{})
 	r, pw, done := pipeCopy(t, w, Source{Name: "web"})
 	if _, err := pw.Write([]byte("line\npartial")); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, 5*time.Second, "the complete line", func() bool { return strings.Contains(out.String(), "line\n") })
+	testutil.WaitFor(t, 5*time.Second, "the complete line", func() bool { return strings.Contains(out.String(), "line\n") })
 	// pw stays open, as a grandchild would keep it.
 	r.SetReadDeadline(time.Now().Add(20 * time.Millisecond))
 	err := within(t, done, 5*time.Second, "Copy to end at the deadline")
@@ -467,7 +438,7 @@ func (r *stepReader) Read(p []byte) (int, error) {
 
 // TestSetNameWidth: a running Copy picks up a new name width at its next read.
 func TestSetNameWidth(t *testing.T) {
-	var out syncBuffer
+	var out testutil.SyncBuffer
 	w := NewWriter(&out, Options{})
 	r := &stepReader{reading: make(chan struct{}), chunks: make(chan string)}
 	done := make(chan error, 1)

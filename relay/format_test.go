@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"gaffer/internal/testutil"
 	"io"
 	"math/rand/v2"
 	"os"
@@ -184,7 +185,7 @@ func TestEvent(t *testing.T) {
 // TestEventOrder: with a destination that moves, an event is written before Event returns, so it
 // comes before what is written after it, and nothing is lost when gaffer exits right after.
 func TestEventOrder(t *testing.T) {
-	var out syncBuffer
+	var out testutil.SyncBuffer
 	w := NewWriter(&out, Options{})
 	w.Event("web started")
 	if err := w.Copy(strings.NewReader("hello\n"), Source{Name: "web"}); err != nil {

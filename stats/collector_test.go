@@ -3,6 +3,7 @@ package stats
 import (
 	"context"
 	"errors"
+	"gaffer/internal/testutil"
 	"math"
 	"os/exec"
 	"sync"
@@ -25,18 +26,6 @@ func start(tb testing.TB, argv ...string) *exec.Cmd {
 		_ = cmd.Wait()
 	})
 	return cmd
-}
-
-// waitFor polls cond until it holds or the deadline passes.
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
 }
 
 // childrenOf lists the children of pid from a fresh scan of /proc.
@@ -86,7 +75,7 @@ func TestSnapshotRealChildren(t *testing.T) {
 	pids := map[string]int{"sleep": sleeper.Process.Pid, "busy": busy.Process.Pid, "parent": parent.Process.Pid}
 
 	c := NewCollector(Options{TTL: -1})
-	waitFor(t, "two grandchildren", func() bool { return len(childrenOf(t, parent.Process.Pid)) == 2 })
+	testutil.WaitFor(t, 5*time.Second, "two grandchildren", func() bool { return len(childrenOf(t, parent.Process.Pid)) == 2 })
 	first := snapshot(t, c, pids)
 
 	if len(first.Processes) != 3 {
@@ -132,7 +121,7 @@ func TestSnapshotRealChildren(t *testing.T) {
 	// The busy loop uses a whole cpu: after a while, the second collection shows it.
 	before := snapshot(t, c, pids)
 	var b Entry
-	waitFor(t, "the busy loop to use cpu", func() bool {
+	testutil.WaitFor(t, 5*time.Second, "the busy loop to use cpu", func() bool {
 		snap := snapshot(t, c, pids)
 		if snap.Time.Sub(before.Time) < 300*time.Millisecond {
 			return false
@@ -155,7 +144,7 @@ func TestSnapshotChildrenCPU(t *testing.T) {
 	c := NewCollector(Options{TTL: -1})
 	pids := map[string]int{"sh": sh.Process.Pid}
 	var e Entry
-	waitFor(t, "the waited-for child's cpu time", func() bool {
+	testutil.WaitFor(t, 5*time.Second, "the waited-for child's cpu time", func() bool {
 		e = entry(t, snapshot(t, c, pids), "sh")
 		return e.Procs == 1 && e.CPUChildrenS >= 0.1
 	})
@@ -269,7 +258,7 @@ func TestSnapshotConcurrentCallersShareOneCollection(t *testing.T) {
 			times[i], errs[i] = snap.Time, err
 		}()
 	}
-	waitFor(t, "every caller to wait for the collection", func() bool {
+	testutil.WaitFor(t, 5*time.Second, "every caller to wait for the collection", func() bool {
 		c.mu.Lock()
 		defer c.mu.Unlock()
 		return c.inflight != nil && c.inflight.waiters == callers
@@ -319,7 +308,7 @@ func TestSnapshotTimeout(t *testing.T) {
 	mu.Unlock()
 	unblock()
 	var good Snapshot
-	waitFor(t, "a collection", func() bool {
+	testutil.WaitFor(t, 5*time.Second, "a collection", func() bool {
 		snap, err := c.Snapshot(context.Background(), pids)
 		good = snap
 		return err == nil && len(snap.Processes) == 1
