@@ -13,6 +13,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"gaffer/core"
 )
 
 func TestClientReachErrors(t *testing.T) {
@@ -80,7 +82,7 @@ func TestClientJSON(t *testing.T) {
 	b := newFakeBackend(2)
 	s := startServer(t, b, nil)
 	c := Client{Path: s.Path()}
-	var info Info
+	var info core.Info
 	if err := c.JSON(context.Background(), "GET", "/v1/info", nil, &info); err != nil || info.Version != "test" || info.Socket != s.Path() {
 		t.Errorf("%+v %v", info, err)
 	}
@@ -101,7 +103,7 @@ func TestClientJSON(t *testing.T) {
 
 func TestNetHTTPClient(t *testing.T) {
 	b := newFakeBackend(2)
-	b.events = make(chan Event)
+	b.events = make(chan core.Event)
 	s := startServer(t, b, nil)
 	tr := &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
 		var d net.Dialer
@@ -148,7 +150,7 @@ func TestNetHTTPClient(t *testing.T) {
 		t.Fatal(err)
 	}
 	bctx := backendCtx(t, b)
-	b.events <- Event{Kind: "ready", Name: "web"}
+	b.events <- core.Event{Kind: "ready", Name: "web"}
 	line, err := bufio.NewReader(resp.Body).ReadString('\n')
 	if err != nil || !strings.Contains(line, `"kind":"ready"`) {
 		t.Errorf("stream: %q %v", line, err)
@@ -169,7 +171,7 @@ func curl(t *testing.T, args ...string) (string, error) {
 
 func TestCurl(t *testing.T) {
 	b := newFakeBackend(2)
-	b.events = make(chan Event, 1)
+	b.events = make(chan core.Event, 1)
 	s := startServer(t, b, nil)
 	sock := s.Path()
 	out, err := curl(t, "-sS", "--fail-with-body", "--unix-socket", sock, "http://gaffer/v1/info")
@@ -206,7 +208,7 @@ func TestCurl(t *testing.T) {
 	}
 	// A stream: the event sent before curl connects is buffered by the fake; curl shows it at once
 	// (-N) and ends at --max-time with exit 28.
-	b.events <- Event{Kind: "spawn", Name: "web"}
+	b.events <- core.Event{Kind: "spawn", Name: "web"}
 	out, err = curl(t, "-sN", "--max-time", "1", "--unix-socket", sock, "http://gaffer/v1/events?follow=1")
 	var ee *exec.ExitError
 	if !errors.As(err, &ee) || ee.ExitCode() != 28 || !strings.Contains(out, `"kind":"spawn"`) {

@@ -12,6 +12,8 @@ import (
 	"strconv"
 	"sync/atomic"
 	"time"
+
+	"gaffer/core"
 )
 
 // Content types of responses.
@@ -107,11 +109,11 @@ func errorStatus(err error) (int, string) {
 	switch {
 	case errors.As(err, &se):
 		return se.code, se.msg
-	case errors.Is(err, ErrNotFound):
+	case errors.Is(err, core.ErrNotFound):
 		return 404, err.Error()
-	case errors.Is(err, ErrConflict), errors.Is(err, ErrUnavailable):
+	case errors.Is(err, core.ErrConflict), errors.Is(err, core.ErrUnavailable):
 		return 409, err.Error()
-	case errors.Is(err, ErrBadRequest):
+	case errors.Is(err, core.ErrBadRequest):
 		return 400, err.Error()
 	case errors.Is(err, context.DeadlineExceeded):
 		return 504, err.Error()
@@ -207,7 +209,7 @@ type stream struct {
 // stream has begun when the client goes away. It carries the server's StreamBudget for the
 // Backend's queues.
 func (x *exchange) streamContext() (context.Context, context.CancelFunc) {
-	return context.WithCancel(WithStreamBudget(x.s.ctx, x.s.streams))
+	return context.WithCancel(core.WithStreamBudget(x.s.ctx, x.s.streams))
 }
 
 // begin writes the response head and starts watching the connection: whatever the client sends
@@ -263,6 +265,12 @@ func (st *stream) send(v any) error {
 		st.cancel()
 	}
 	return err
+}
+
+// Dropped is the line a stream sends in place of the lines a client lost by falling behind:
+// {"dropped": N}, N lines lost between the line before it and the line after it.
+type Dropped struct {
+	Count int `json:"dropped"`
 }
 
 // sendDropped writes {"dropped": n} when n lines were lost before the next one.

@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"gaffer/core"
 	"gaffer/stats"
 )
 
@@ -28,20 +29,20 @@ type fakeBackend struct {
 	healthy  bool
 	// streamCtx receives the ctx of every Events and Logs(follow) call.
 	streamCtx chan context.Context
-	events    chan Event   // what Events sends, when not nil
-	logs      chan LogLine // what Logs(follow) sends, when not nil
-	procs     []Process
+	events    chan core.Event   // what Events sends, when not nil
+	logs      chan core.LogLine // what Logs(follow) sends, when not nil
+	procs     []core.Process
 }
 
 func newFakeBackend(n int) *fakeBackend {
 	b := &fakeBackend{shutdown: make(chan struct{}, 1), healthy: true, streamCtx: make(chan context.Context, 16)}
 	code := 0
-	b.procs = []Process{
+	b.procs = []core.Process{
 		{Name: "web", Group: "web", Instance: 1, Pid: 101, State: "running", Ready: true, StartedAt: time.Unix(1700000000, 0), Streams: []string{"out", "err"}},
 		{Name: "web.2", Group: "web", Instance: 2, State: "exited", ExitCode: &code},
 	}
 	for i := 3; i <= n; i++ {
-		b.procs = append(b.procs, Process{Name: fmt.Sprintf("p%d", i), Group: "p", Instance: i, Pid: 100 + i, State: "running"})
+		b.procs = append(b.procs, core.Process{Name: fmt.Sprintf("p%d", i), Group: "p", Instance: i, Pid: 100 + i, State: "running"})
 	}
 	return b
 }
@@ -68,11 +69,11 @@ func (b *fakeBackend) writes() (stdin [][]byte, streams []string) {
 func (b *fakeBackend) check(name string) error {
 	switch name {
 	case "busy":
-		return fmt.Errorf("%q is already running: %w", name, ErrConflict)
+		return fmt.Errorf("%q is already running: %w", name, core.ErrConflict)
 	case "leaving":
-		return fmt.Errorf("gaffer is exiting: %w", ErrUnavailable)
+		return fmt.Errorf("gaffer is exiting: %w", core.ErrUnavailable)
 	case "bad":
-		return fmt.Errorf("cannot do that: %w", ErrBadRequest)
+		return fmt.Errorf("cannot do that: %w", core.ErrBadRequest)
 	case "broken":
 		return fmt.Errorf("something broke")
 	case "panic":
@@ -83,25 +84,25 @@ func (b *fakeBackend) check(name string) error {
 			return nil
 		}
 	}
-	return fmt.Errorf("no process %q: %w", name, ErrNotFound)
+	return fmt.Errorf("no process %q: %w", name, core.ErrNotFound)
 }
 
-func (b *fakeBackend) Info() Info {
-	return Info{Pid: 1, Mode: "up", Processes: map[string]int{"running": 1, "total": len(b.procs)}}
+func (b *fakeBackend) Info() core.Info {
+	return core.Info{Pid: 1, Mode: "up", Processes: map[string]int{"running": 1, "total": len(b.procs)}}
 }
 
-func (b *fakeBackend) Processes() []Process { return b.procs }
+func (b *fakeBackend) Processes() []core.Process { return b.procs }
 
-func (b *fakeBackend) Process(name string) (Process, map[string]any, error) {
+func (b *fakeBackend) Process(name string) (core.Process, map[string]any, error) {
 	if err := b.check(name); err != nil {
-		return Process{}, nil, err
+		return core.Process{}, nil, err
 	}
 	for _, p := range b.procs {
 		if p.Name == name {
 			return p, map[string]any{"cmd": "serve " + name}, nil
 		}
 	}
-	return Process{}, nil, ErrNotFound
+	return core.Process{}, nil, core.ErrNotFound
 }
 
 func (b *fakeBackend) Signal(name string, sig syscall.Signal, group bool) error {
@@ -150,7 +151,7 @@ func (b *fakeBackend) WriteStream(name, label string, data []byte) error {
 		return err
 	}
 	if label != "audit" {
-		return fmt.Errorf("no stream %q: %w", label, ErrNotFound)
+		return fmt.Errorf("no stream %q: %w", label, core.ErrNotFound)
 	}
 	b.mu.Lock()
 	defer b.mu.Unlock()
@@ -166,27 +167,27 @@ func (b *fakeBackend) Scale(ctx context.Context, name string, n int) error {
 	return nil
 }
 
-func (b *fakeBackend) Logs(ctx context.Context, name, stream string, tail int, follow bool) ([]LogLine, <-chan LogLine, error) {
+func (b *fakeBackend) Logs(ctx context.Context, name, stream string, tail int, follow bool) ([]core.LogLine, <-chan core.LogLine, error) {
 	if err := b.check(name); err != nil {
 		return nil, nil, err
 	}
 	if stream != "" && stream != "out" && stream != "err" {
-		return nil, nil, fmt.Errorf("no stream %q: %w", stream, ErrNotFound)
+		return nil, nil, fmt.Errorf("no stream %q: %w", stream, core.ErrNotFound)
 	}
 	b.record("logs %s %q %d %v", name, stream, tail, follow)
-	var lines []LogLine
+	var lines []core.LogLine
 	for i := range min(tail, 3) {
-		lines = append(lines, LogLine{Name: name, Stream: "out", Line: fmt.Sprintf("line %d", i)})
+		lines = append(lines, core.LogLine{Name: name, Stream: "out", Line: fmt.Sprintf("line %d", i)})
 	}
 	if !follow {
 		return lines, nil, nil
 	}
 	b.sawStream(ctx)
-	ch := make(chan LogLine)
+	ch := make(chan core.LogLine)
 	go func() {
 		defer close(ch)
 		for {
-			var l LogLine
+			var l core.LogLine
 			var open bool
 			select {
 			case <-ctx.Done():
@@ -214,13 +215,13 @@ func (b *fakeBackend) sawStream(ctx context.Context) {
 	}
 }
 
-func (b *fakeBackend) Events(ctx context.Context) <-chan Event {
+func (b *fakeBackend) Events(ctx context.Context) <-chan core.Event {
 	b.sawStream(ctx)
-	ch := make(chan Event)
+	ch := make(chan core.Event)
 	go func() {
 		defer close(ch)
 		for {
-			var e Event
+			var e core.Event
 			var open bool
 			select {
 			case <-ctx.Done():
@@ -289,7 +290,7 @@ func socketPath(t testing.TB) string {
 }
 
 // startServer listens on a fresh socket and serves until the test ends.
-func startServer(t testing.TB, b Backend, edit func(*Options)) *Server {
+func startServer(t testing.TB, b core.Backend, edit func(*Options)) *Server {
 	t.Helper()
 	opts := Options{Path: socketPath(t), Group: -1, Backend: b, Stats: fakeStats, Version: "test", Logf: t.Logf}
 	if edit != nil {

@@ -4,6 +4,8 @@ import (
 	"context"
 	"encoding/json"
 	"testing"
+
+	"gaffer/core"
 )
 
 // /v1/info reports gaffer's own goroutines and open descriptors, for watching it leak neither.
@@ -13,7 +15,7 @@ func TestInfoGoroutinesAndOpenFDs(t *testing.T) {
 	if err != nil || code != 200 {
 		t.Fatalf("%d %s %v", code, body, err)
 	}
-	var info Info
+	var info core.Info
 	if err := json.Unmarshal(body, &info); err != nil {
 		t.Fatal(err)
 	}

@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 
+	"gaffer/core"
 	"gaffer/stats"
 )
 
@@ -20,7 +21,7 @@ type procMetric struct {
 	name, typ, help string
 	// value returns the sample of p, which e measured (nil when it is not running or was not
 	// measured); ok false leaves p out of the family.
-	value func(p *Process, e *stats.Entry) (v float64, ok bool)
+	value func(p *core.Process, e *stats.Entry) (v float64, ok bool)
 }
 
 // WriteMetrics writes gaffer's metrics in the Prometheus text exposition format 0.0.4 (content
@@ -30,7 +31,7 @@ type procMetric struct {
 // memory, open fds and threads of it and its descendants; and gaffer's own cpu time, memory and
 // fds from snap. A zero snap (no stats) leaves out the resource metrics. The text is built in
 // memory and written with one Write.
-func WriteMetrics(w io.Writer, info Info, procs []Process, snap stats.Snapshot) error {
+func WriteMetrics(w io.Writer, info core.Info, procs []core.Process, snap stats.Snapshot) error {
 	var b []byte
 	b = metricFamily(b, "gaffer_build_info", "gauge", "gaffer's version, in the label version; always 1.")
 	b = metricSample(b, "gaffer_build_info", 1, "version", info.Version)
@@ -82,13 +83,13 @@ func WriteMetrics(w io.Writer, info Info, procs []Process, snap stats.Snapshot) 
 	// were measured: a process that is not running has up 0 and no resource samples.
 	metrics := [...]procMetric{
 		{"gaffer_up", "gauge", "Whether the process is running (1) or not (0).",
-			func(p *Process, _ *stats.Entry) (float64, bool) { return metric01(p.Pid > 0), true }},
+			func(p *core.Process, _ *stats.Entry) (float64, bool) { return metric01(p.Pid > 0), true }},
 		{"gaffer_ready", "gauge", "Whether the process is ready (1) or not (0).",
-			func(p *Process, _ *stats.Entry) (float64, bool) { return metric01(p.Ready), true }},
+			func(p *core.Process, _ *stats.Entry) (float64, bool) { return metric01(p.Ready), true }},
 		{"gaffer_restarts_total", "counter", "Times gaffer restarted the process.",
-			func(p *Process, _ *stats.Entry) (float64, bool) { return float64(p.Restarts), true }},
+			func(p *core.Process, _ *stats.Entry) (float64, bool) { return float64(p.Restarts), true }},
 		{"gaffer_exit_code", "gauge", "Exit code of the process's last exit; -1 before the first.",
-			func(p *Process, _ *stats.Entry) (float64, bool) {
+			func(p *core.Process, _ *stats.Entry) (float64, bool) {
 				if p.ExitCode == nil {
 					return -1, true
 				}
@@ -97,28 +98,28 @@ func WriteMetrics(w io.Writer, info Info, procs []Process, snap stats.Snapshot) 
 		// With the children they waited for: a descendant that exits and is reaped in the tree
 		// keeps its cpu time there, so the counter does not drop (which would read as a reset).
 		{"gaffer_cpu_seconds_total", "counter", "User and system cpu time of the process and its descendants, and of the children they waited for.",
-			func(_ *Process, e *stats.Entry) (float64, bool) {
+			func(_ *core.Process, e *stats.Entry) (float64, bool) {
 				if e == nil {
 					return 0, false
 				}
 				return e.Tree.CPUUserS + e.Tree.CPUSystemS + e.Tree.CPUChildrenS, true
 			}},
 		{"gaffer_memory_rss_bytes", "gauge", "Resident memory of the process and its descendants.",
-			func(_ *Process, e *stats.Entry) (float64, bool) {
+			func(_ *core.Process, e *stats.Entry) (float64, bool) {
 				if e == nil {
 					return 0, false
 				}
 				return float64(e.Tree.MemoryRSS), true
 			}},
 		{"gaffer_open_fds", "gauge", "Open file descriptors of the process and its descendants.",
-			func(_ *Process, e *stats.Entry) (float64, bool) {
+			func(_ *core.Process, e *stats.Entry) (float64, bool) {
 				if e == nil {
 					return 0, false
 				}
 				return float64(e.Tree.NumFDs), true
 			}},
 		{"gaffer_threads", "gauge", "Threads of the process and its descendants.",
-			func(_ *Process, e *stats.Entry) (float64, bool) {
+			func(_ *core.Process, e *stats.Entry) (float64, bool) {
 				if e == nil {
 					return 0, false
 				}

@@ -9,18 +9,19 @@ import (
 	"testing"
 	"time"
 
+	"gaffer/core"
 	"gaffer/stats"
 )
 
 // metricsInput is a fixed gaffer: web with two instances (one ready, one starting), a worker that
 // exited, and a snapshot that measured web.1, web.2 and, before it restarted, the worker.
-func metricsInput() (Info, []Process, stats.Snapshot) {
+func metricsInput() (core.Info, []core.Process, stats.Snapshot) {
 	one, zero := 1, 0
-	info := Info{
+	info := core.Info{
 		Version: "1.2.3", Pid: 1, Mode: "up", UptimeS: 12.5, ZombiesReaped: 3, Reaped: 10,
 		Processes: map[string]int{"ready": 1, "starting": 1, "exited": 1, "total": 3},
 	}
-	procs := []Process{
+	procs := []core.Process{
 		{Name: "web.1", Group: "web", Instance: 1, Pid: 100, State: "ready", Restarts: 2, ExitCode: &zero, Ready: true},
 		{Name: "web.2", Group: "web", Instance: 2, Pid: 101, State: "starting"},
 		{Name: "worker", Group: "worker", Instance: 0, Pid: 0, State: "exited", Restarts: 5, ExitCode: &one},
@@ -136,9 +137,9 @@ func TestWriteMetricsWithoutStats(t *testing.T) {
 }
 
 func TestWriteMetricsEscaping(t *testing.T) {
-	procs := []Process{{Name: "a\"b\\c\nd", Group: "g\xff", Instance: 1, Pid: 5}}
+	procs := []core.Process{{Name: "a\"b\\c\nd", Group: "g\xff", Instance: 1, Pid: 5}}
 	var b bytes.Buffer
-	if err := WriteMetrics(&b, Info{Version: `v"1\2`}, procs, stats.Snapshot{}); err != nil {
+	if err := WriteMetrics(&b, core.Info{Version: `v"1\2`}, procs, stats.Snapshot{}); err != nil {
 		t.Fatal(err)
 	}
 	got := b.String()
@@ -188,7 +189,7 @@ func TestWriteMetricsPromtool(t *testing.T) {
 		t.Skip("promtool is missing (Debian package prometheus)")
 	}
 	info, procs, snap := metricsInput()
-	procs = append(procs, Process{Name: "odd \"name\"\\\n", Group: "odd", Instance: 3, Pid: 7})
+	procs = append(procs, core.Process{Name: "odd \"name\"\\\n", Group: "odd", Instance: 3, Pid: 7})
 	for name, s := range map[string]stats.Snapshot{"with stats": snap, "without stats": {}} {
 		var b bytes.Buffer
 		if err := WriteMetrics(&b, info, procs, s); err != nil {

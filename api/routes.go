@@ -15,6 +15,7 @@ import (
 	"syscall"
 	"time"
 
+	"gaffer/core"
 	"gaffer/signals"
 	"gaffer/stats"
 )
@@ -174,7 +175,7 @@ type ok struct {
 	OK bool `json:"ok"`
 }
 
-func (s *Server) info() Info {
+func (s *Server) info() core.Info {
 	info := s.opts.Backend.Info()
 	info.Goroutines = runtime.NumGoroutine()
 	info.OpenFDs = openFDs()
@@ -203,10 +204,10 @@ func openFDs() int {
 	return len(names) - 1 // not the descriptor reading the directory
 }
 
-func (s *Server) processes() []Process {
+func (s *Server) processes() []core.Process {
 	procs := s.opts.Backend.Processes()
 	if procs == nil {
-		procs = []Process{}
+		procs = []core.Process{}
 	}
 	return procs
 }
@@ -215,7 +216,7 @@ func (s *Server) getProcesses(x *exchange) { x.json(200, s.processes()) }
 
 // processDetail is GET /v1/processes/{name}: the process and its configuration.
 type processDetail struct {
-	Process
+	core.Process
 	Config map[string]any `json:"config"`
 }
 

@@ -16,6 +16,7 @@ import (
 	"syscall"
 	"time"
 
+	"gaffer/core"
 	"gaffer/stats"
 
 	"golang.org/x/sys/unix"
@@ -59,7 +60,7 @@ type Options struct {
 	Group     int         // the socket file's group id; -1 leaves it (0 is root's group, not "unset")
 	AllowUIDs []int       // peers allowed besides root and gaffer's own uid
 	Version   string      // gaffer's version, for /v1/info when the Backend leaves it empty
-	Backend   Backend
+	Backend   core.Backend
 	// Stats measures the given processes (name -> pid); it should cache, since clients may ask
 	// often. The server keeps its JSON encoding of a snapshot while Stats returns the same one
 	// (same Time and Processes array), so Stats must never modify a snapshot it has returned.
@@ -96,7 +97,7 @@ type Server struct {
 	snapMu    sync.Mutex
 	snapCache encodedSnapshot // guarded by snapMu
 
-	streams *StreamBudget // the bytes queued for all streams, at most StreamTotalBytes
+	streams *core.StreamBudget // the bytes queued for all streams, at most StreamTotalBytes
 
 	mu     sync.Mutex
 	conns  map[*conn]struct{} // guarded by mu
@@ -163,13 +164,13 @@ func newServer(opts Options) *Server {
 		conns:     map[*conn]struct{}{},
 		byUID:     map[int]int{},
 		closeDone: make(chan struct{}),
-		streams:   NewStreamBudget(StreamTotalBytes),
+		streams:   core.NewStreamBudget(core.StreamTotalBytes),
 	}
 }
 
 // SetBackend sets the Backend when Options had none (gaffer listens before its processes run).
 // Call it before Serve.
-func (s *Server) SetBackend(b Backend) { s.opts.Backend = b }
+func (s *Server) SetBackend(b core.Backend) { s.opts.Backend = b }
 
 // Path returns the socket's path.
 func (s *Server) Path() string { return s.opts.Path }

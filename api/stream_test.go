@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"gaffer/core"
 	"gaffer/stats"
 )
 
@@ -71,7 +72,7 @@ func waitDone(t *testing.T, what string, ctx context.Context) {
 
 func TestEventsStreamEndsWhenClientLeaves(t *testing.T) {
 	b := newFakeBackend(2)
-	b.events = make(chan Event)
+	b.events = make(chan core.Event)
 	s := startServer(t, b, nil)
 	for _, target := range []string{"/v1/events?follow=1", "/v1/events"} {
 		c, br, head := openStream(t, s.Path(), "GET "+target+" HTTP/1.1\r\nHost: x\r\n\r\n")
@@ -81,7 +82,7 @@ func TestEventsStreamEndsWhenClientLeaves(t *testing.T) {
 		ctx := backendCtx(t, b)
 		cr := bufio.NewReader(newChunkedReader(br, -1))
 		for i := range 3 {
-			b.events <- Event{Kind: "spawn", Name: "web", Pid: 100 + i}
+			b.events <- core.Event{Kind: "spawn", Name: "web", Pid: 100 + i}
 			line, err := cr.ReadString('\n')
 			if err != nil || !strings.Contains(line, `"kind":"spawn"`) {
 				t.Fatalf("line %d: %q %v", i, line, err)
@@ -99,7 +100,7 @@ func TestEventsStreamEndsWhenClientLeaves(t *testing.T) {
 
 func TestLogsFollow(t *testing.T) {
 	b := newFakeBackend(2)
-	b.logs = make(chan LogLine)
+	b.logs = make(chan core.LogLine)
 	s := startServer(t, b, nil)
 	c, br, head := openStream(t, s.Path(), "GET /v1/processes/web/logs?follow=1&tail=2 HTTP/1.1\r\nHost: x\r\n\r\n")
 	if head.code != 200 || head.header["transfer-encoding"] != "chunked" {
@@ -112,7 +113,7 @@ func TestLogsFollow(t *testing.T) {
 			t.Fatalf("tail: %q %v, want %s", line, err, want)
 		}
 	}
-	b.logs <- LogLine{Name: "web", Stream: "out", Line: "<new> & fresh"}
+	b.logs <- core.LogLine{Name: "web", Stream: "out", Line: "<new> & fresh"}
 	if line, err := cr.ReadString('\n'); err != nil || !strings.Contains(line, `"line":"<new> & fresh"`) {
 		t.Fatalf("followed: %q %v", line, err)
 	}
@@ -200,14 +201,14 @@ func TestStreamEndsWhenServerCloses(t *testing.T) {
 
 func TestHTTP10Stream(t *testing.T) {
 	b := newFakeBackend(2)
-	b.events = make(chan Event)
+	b.events = make(chan core.Event)
 	s := startServer(t, b, nil)
 	c, br, head := openStream(t, s.Path(), "GET /v1/events HTTP/1.0\r\n\r\n")
 	if head.code != 200 || head.header["transfer-encoding"] != "" || head.header["connection"] != "close" {
 		t.Fatalf("head %+v", head)
 	}
 	ctx := backendCtx(t, b)
-	b.events <- Event{Kind: "reap"}
+	b.events <- core.Event{Kind: "reap"}
 	if line, err := br.ReadString('\n'); err != nil || line != `{"time":"0001-01-01T00:00:00Z","kind":"reap"}`+"\n" {
 		t.Fatalf("%q %v", line, err)
 	}
@@ -217,7 +218,7 @@ func TestHTTP10Stream(t *testing.T) {
 
 func TestClientStream(t *testing.T) {
 	b := newFakeBackend(2)
-	b.events = make(chan Event)
+	b.events = make(chan core.Event)
 	s := startServer(t, b, nil)
 	c := Client{Path: s.Path(), Timeout: 5 * time.Second}
 	ctx, cancel := context.WithCancel(context.Background())
@@ -232,7 +233,7 @@ func TestClientStream(t *testing.T) {
 		done <- err
 	}()
 	bctx := backendCtx(t, b)
-	b.events <- Event{Kind: "exit", Name: "web"}
+	b.events <- core.Event{Kind: "exit", Name: "web"}
 	if l := <-lines; l != `{"time":"0001-01-01T00:00:00Z","kind":"exit","name":"web"}` {
 		t.Errorf("line %q", l)
 	}
@@ -263,8 +264,8 @@ func TestClientStream(t *testing.T) {
 // logs and for events.
 func TestStreamSaysDropped(t *testing.T) {
 	b := newFakeBackend(2)
-	b.logs = make(chan LogLine)
-	b.events = make(chan Event)
+	b.logs = make(chan core.LogLine)
+	b.events = make(chan core.Event)
 	s := startServer(t, b, nil)
 	for _, tt := range []struct {
 		target string
@@ -272,10 +273,10 @@ func TestStreamSaysDropped(t *testing.T) {
 		want   string
 	}{
 		{"/v1/processes/web/logs?follow=1&tail=0", func(n int, text string) {
-			b.logs <- LogLine{Name: "web", Stream: "out", Line: text, Dropped: n}
+			b.logs <- core.LogLine{Name: "web", Stream: "out", Line: text, Dropped: n}
 		}, `"line":"%s"`},
 		{"/v1/events?follow=1", func(n int, text string) {
-			b.events <- Event{Kind: "exit", Name: "web", Detail: text, Dropped: n}
+			b.events <- core.Event{Kind: "exit", Name: "web", Detail: text, Dropped: n}
 		}, `"detail":"%s"`},
 	} {
 		c, br, head := openStream(t, s.Path(), "GET "+tt.target+" HTTP/1.1\r\nHost: x\r\n\r\n")
@@ -283,7 +284,7 @@ func TestStreamSaysDropped(t *testing.T) {
 			t.Fatalf("%s: %+v", tt.target, head)
 		}
 		ctx := backendCtx(t, b)
-		if StreamBudgetFrom(ctx) != s.streams {
+		if core.StreamBudgetFrom(ctx) != s.streams {
 			t.Errorf("%s: the backend's ctx does not carry the server's stream budget", tt.target)
 		}
 		cr := bufio.NewReader(newChunkedReader(br, -1))

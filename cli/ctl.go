@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"gaffer/api"
+	"gaffer/core"
 	"gaffer/stats"
 
 	"github.com/urfave/cli/v2"
@@ -131,7 +132,7 @@ func (x *ctl) status() error {
 	if _, err := x.args(0, 0); err != nil {
 		return err
 	}
-	var procs []api.Process
+	var procs []core.Process
 	raw, err := x.request("GET", "/v1/processes", nil, &procs)
 	if err != nil {
 		return err
@@ -266,7 +267,7 @@ func (x *ctl) logs() error {
 			fmt.Fprintf(x.out, "[gaffer: %d lines dropped: this client fell behind]\n", n)
 			return nil
 		}
-		var l api.LogLine
+		var l core.LogLine
 		if err := json.Unmarshal(b, &l); err != nil {
 			return err
 		}
@@ -321,7 +322,7 @@ func (x *ctl) events() error {
 			fmt.Fprintf(x.out, "[gaffer: %d events dropped: this client fell behind]\n", n)
 			return nil
 		}
-		var e api.Event
+		var e core.Event
 		if err := json.Unmarshal(b, &e); err != nil {
 			return err
 		}

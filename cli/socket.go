@@ -7,6 +7,7 @@ import (
 
 	"gaffer/api"
 	"gaffer/config"
+	"gaffer/core"
 	pid1 "gaffer/init"
 	"gaffer/spawn"
 	"gaffer/stats"
@@ -85,11 +86,11 @@ func planSocket(c *cli.Context, s *config.Settings, version string, isInit, up b
 
 // serve is the hook pid1 calls once the processes run: it listens at the default path if that was
 // not done already (a failure there is one warning, never the init's end), and serves b.
-func (p *socketPlan) serve(warnf pid1.Logf) func(api.Backend) func() {
+func (p *socketPlan) serve(warnf pid1.Logf) func(core.Backend) func() {
 	if p == nil {
 		return nil
 	}
-	return func(b api.Backend) func() {
+	return func(b core.Backend) func() {
 		srv := p.srv
 		if srv == nil {
 			var err error

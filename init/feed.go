@@ -4,7 +4,7 @@ import (
 	"context"
 	"sync"
 
-	"gaffer/api"
+	"gaffer/core"
 )
 
 // feed is the queue of one API follower (of logs or events). The producer (the relay's Tap, the
@@ -16,7 +16,7 @@ type feed[T any] struct {
 	out    chan T
 	wake   chan struct{} // one token: items were pushed, or the producer ended
 	limit  int           // bytes queued at most
-	budget *api.StreamBudget
+	budget *core.StreamBudget
 	size   func(*T) int   // bytes an item holds, its own value included
 	mark   func(*T, int)  // records on an item the number lost before it
 	gone   func(*feed[T]) // called once the follower has left, to unsubscribe
@@ -33,8 +33,8 @@ func newFeed[T any](ctx context.Context, size func(*T) int, mark func(*T, int), 
 	f := &feed[T]{
 		out:    make(chan T),
 		wake:   make(chan struct{}, 1),
-		limit:  api.StreamBytes,
-		budget: api.StreamBudgetFrom(ctx),
+		limit:  core.StreamBytes,
+		budget: core.StreamBudgetFrom(ctx),
 		size:   size,
 		mark:   mark,
 		gone:   gone,

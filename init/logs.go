@@ -7,7 +7,7 @@ import (
 	"sync"
 	"time"
 
-	"gaffer/api"
+	"gaffer/core"
 )
 
 // logRing keeps the recent output of one process: the complete lines of each read as one chunk,
@@ -29,18 +29,18 @@ type logChunk struct {
 
 type logSub struct {
 	stream string
-	feed   *feed[api.LogLine]
+	feed   *feed[core.LogLine]
 }
 
-// Bytes an item holds besides its strings: its value in the feed's queue (api.LogLine is 80 bytes
-// on 64-bit Linux, api.Event 88), and the strings' headers.
+// Bytes an item holds besides its strings: its value in the feed's queue (core.LogLine is 80 bytes
+// on 64-bit Linux, core.Event 88), and the strings' headers.
 const itemOverhead = 128
 
-func logLineSize(l *api.LogLine) int {
+func logLineSize(l *core.LogLine) int {
 	return itemOverhead + len(l.Name) + len(l.Stream) + len(l.Line)
 }
 
-func markLogLine(l *api.LogLine, lost int) { l.Dropped = lost }
+func markLogLine(l *core.LogLine, lost int) { l.Dropped = lost }
 
 func newLogRing(name string, maxBytes int) *logRing {
 	return &logRing{name: name, max: maxBytes}
@@ -62,13 +62,13 @@ func (r *logRing) add(stream string, lines []byte) {
 		r.chunks[0] = logChunk{}
 		r.chunks = r.chunks[1:]
 	}
-	var each []api.LogLine // made once, shared by the followers: strings are immutable
+	var each []core.LogLine // made once, shared by the followers: strings are immutable
 	for _, s := range r.subs {
 		if s.stream != "" && s.stream != stream {
 			continue
 		}
 		if each == nil {
-			eachLine(c, func(l api.LogLine) { l.Name = r.name; each = append(each, l) })
+			eachLine(c, func(l core.LogLine) { l.Name = r.name; each = append(each, l) })
 		}
 		for _, l := range each {
 			s.feed.push(l)
@@ -78,17 +78,17 @@ func (r *logRing) add(stream string, lines []byte) {
 
 // tail returns the last n lines of stream ("" = every stream) and, with follow, a channel of the
 // lines that come later, closed when ctx ends.
-func (r *logRing) tail(ctx context.Context, stream string, n int, follow bool) ([]api.LogLine, <-chan api.LogLine) {
+func (r *logRing) tail(ctx context.Context, stream string, n int, follow bool) ([]core.LogLine, <-chan core.LogLine) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	var out []api.LogLine
+	var out []core.LogLine
 	for i := len(r.chunks) - 1; i >= 0 && len(out) < n; i-- {
 		c := r.chunks[i]
 		if stream != "" && c.stream != stream {
 			continue
 		}
-		var lines []api.LogLine
-		eachLine(c, func(l api.LogLine) { l.Name = r.name; lines = append(lines, l) })
+		var lines []core.LogLine
+		eachLine(c, func(l core.LogLine) { l.Name = r.name; lines = append(lines, l) })
 		if need := n - len(out); len(lines) > need {
 			lines = lines[len(lines)-need:]
 		}
@@ -98,7 +98,7 @@ func (r *logRing) tail(ctx context.Context, stream string, n int, follow bool) (
 		return out, nil
 	}
 	s := &logSub{stream: stream}
-	s.feed = newFeed(ctx, logLineSize, markLogLine, func(*feed[api.LogLine]) { r.unsubscribe(s) })
+	s.feed = newFeed(ctx, logLineSize, markLogLine, func(*feed[core.LogLine]) { r.unsubscribe(s) })
 	r.subs = append(r.subs, s)
 	return out, s.feed.out
 }
@@ -120,14 +120,14 @@ func (r *logRing) close() {
 	r.subs = nil
 }
 
-func eachLine(c logChunk, fn func(api.LogLine)) {
+func eachLine(c logChunk, fn func(core.LogLine)) {
 	data := c.data
 	for len(data) > 0 {
 		i := bytes.IndexByte(data, '\n')
 		if i < 0 {
 			i = len(data)
 		}
-		fn(api.LogLine{Time: c.time, Stream: c.stream, Line: string(data[:i])})
+		fn(core.LogLine{Time: c.time, Stream: c.stream, Line: string(data[:i])})
 		if i == len(data) {
 			break
 		}
@@ -138,10 +138,10 @@ func eachLine(c logChunk, fn func(api.LogLine)) {
 // eventBus fans gaffer's events out to API followers; a slow follower loses events (see feed).
 type eventBus struct {
 	mu   sync.Mutex
-	subs map[*feed[api.Event]]struct{} // guarded by mu
+	subs map[*feed[core.Event]]struct{} // guarded by mu
 }
 
-func eventSize(e *api.Event) int {
+func eventSize(e *core.Event) int {
 	n := itemOverhead + len(e.Kind) + len(e.Name) + len(e.Detail)
 	if e.Code != nil {
 		n += 8
@@ -149,9 +149,9 @@ func eventSize(e *api.Event) int {
 	return n
 }
 
-func markEvent(e *api.Event, lost int) { e.Dropped = lost }
+func markEvent(e *core.Event, lost int) { e.Dropped = lost }
 
-func (b *eventBus) emit(e api.Event) {
+func (b *eventBus) emit(e core.Event) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	for f := range b.subs {
@@ -159,8 +159,8 @@ func (b *eventBus) emit(e api.Event) {
 	}
 }
 
-func (b *eventBus) subscribe(ctx context.Context) <-chan api.Event {
-	f := newFeed(ctx, eventSize, markEvent, func(f *feed[api.Event]) {
+func (b *eventBus) subscribe(ctx context.Context) <-chan core.Event {
+	f := newFeed(ctx, eventSize, markEvent, func(f *feed[core.Event]) {
 		b.mu.Lock()
 		defer b.mu.Unlock()
 		delete(b.subs, f)
@@ -168,7 +168,7 @@ func (b *eventBus) subscribe(ctx context.Context) <-chan api.Event {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if b.subs == nil {
-		b.subs = map[*feed[api.Event]]struct{}{}
+		b.subs = map[*feed[core.Event]]struct{}{}
 	}
 	b.subs[f] = struct{}{}
 	return f.out

@@ -8,7 +8,7 @@ import (
 	"testing"
 	"time"
 
-	"gaffer/api"
+	"gaffer/core"
 )
 
 func lineTexts(t *testing.T, r *logRing, stream string, n int) []string {
@@ -116,9 +116,9 @@ func TestEventBusFansOutAndUnsubscribes(t *testing.T) {
 	}
 }
 
-type apiEvent = api.Event
+type apiEvent = core.Event
 
-func eventOf(kind string) api.Event { return api.Event{Time: time.Now(), Kind: kind} }
+func eventOf(kind string) core.Event { return core.Event{Time: time.Now(), Kind: kind} }
 
 // bigLine returns one line of 64 KiB (the relay's longest line), its newline included.
 func bigLine() []byte {
@@ -144,7 +144,7 @@ func TestLogFollowerIsBoundedInBytes(t *testing.T) {
 	for l := range ch {
 		queued += len(l.Line)
 	}
-	if limit := api.StreamBytes + 64<<10; queued > limit {
+	if limit := core.StreamBytes + 64<<10; queued > limit {
 		t.Fatalf("a follower that never read had %d bytes queued; the bound is %d", queued, limit)
 	}
 }
@@ -161,7 +161,7 @@ func TestLogFollowerCountsDropped(t *testing.T) {
 	r.add("out", []byte("next\n")) // small: it fits beside the big lines queued
 	r.add("out", []byte("after\n"))
 	r.close()
-	var got []api.LogLine
+	var got []core.LogLine
 	for l := range ch {
 		got = append(got, l)
 	}
@@ -202,8 +202,8 @@ func waitClosed[T any](t *testing.T, ch <-chan T) {
 // Followers share the server's budget; a follower that leaves gives back what was queued for it
 // and is unsubscribed.
 func TestLogFollowersShareTheBudget(t *testing.T) {
-	budget := api.NewStreamBudget(300 << 10)
-	ctx, cancel := context.WithCancel(api.WithStreamBudget(context.Background(), budget))
+	budget := core.NewStreamBudget(300 << 10)
+	ctx, cancel := context.WithCancel(core.WithStreamBudget(context.Background(), budget))
 	r := newLogRing("web", 256<<10)
 	_, ch1 := r.tail(ctx, "", 0, true)
 	_, ch2 := r.tail(ctx, "out", 0, true)
@@ -238,15 +238,15 @@ func TestLogFollowersShareTheBudget(t *testing.T) {
 // it lost.
 func TestEventFollowerIsBounded(t *testing.T) {
 	var b eventBus
-	budget := api.NewStreamBudget(api.StreamTotalBytes)
-	ctx, cancel := context.WithCancel(api.WithStreamBudget(context.Background(), budget))
+	budget := core.NewStreamBudget(core.StreamTotalBytes)
+	ctx, cancel := context.WithCancel(core.WithStreamBudget(context.Background(), budget))
 	defer cancel()
 	ch := b.subscribe(ctx)
 	const emitted = 100000
 	for range emitted {
-		b.emit(api.Event{Kind: "restart", Name: "web", Detail: strings.Repeat("d", 1000)})
+		b.emit(core.Event{Kind: "restart", Name: "web", Detail: strings.Repeat("d", 1000)})
 	}
-	if used := budget.Used(); used > api.StreamBytes {
+	if used := budget.Used(); used > core.StreamBytes {
 		t.Fatalf("an event follower that never read holds %d bytes", used)
 	}
 	b.emit(eventOf("last")) // small: it fits beside the events queued
@@ -272,8 +272,8 @@ func TestEventFollowerIsBounded(t *testing.T) {
 // Followers that do not read and use up the server's budget do not starve one that keeps up: a
 // follower with nothing queued can always queue a line.
 func TestLogFollowerThatKeepsUpIsNotStarved(t *testing.T) {
-	budget := api.NewStreamBudget(100 << 10) // one big line and a half
-	ctx, cancel := context.WithCancel(api.WithStreamBudget(context.Background(), budget))
+	budget := core.NewStreamBudget(100 << 10) // one big line and a half
+	ctx, cancel := context.WithCancel(core.WithStreamBudget(context.Background(), budget))
 	defer cancel()
 	r := newLogRing("web", 256<<10)
 	_, stuck := r.tail(ctx, "", 0, true)

@@ -5,7 +5,7 @@ import (
 	"fmt"
 	"syscall"
 
-	"gaffer/api"
+	"gaffer/core"
 	"gaffer/signals"
 )
 
@@ -26,7 +26,7 @@ func (c loopCalls) call(ctx context.Context, f func()) error {
 	select {
 	case c.calls <- func() { f(); close(done) }:
 	case <-c.exited:
-		return fmt.Errorf("gaffer is exiting: %w", api.ErrUnavailable)
+		return fmt.Errorf("gaffer is exiting: %w", core.ErrUnavailable)
 	case <-ctx.Done():
 		return ctx.Err()
 	}
@@ -34,7 +34,7 @@ func (c loopCalls) call(ctx context.Context, f func()) error {
 	case <-done:
 		return nil
 	case <-c.exited:
-		return fmt.Errorf("gaffer is exiting: %w", api.ErrUnavailable)
+		return fmt.Errorf("gaffer is exiting: %w", core.ErrUnavailable)
 	case <-ctx.Done():
 		return ctx.Err()
 	}

@@ -12,7 +12,7 @@ import (
 	"syscall"
 	"time"
 
-	"gaffer/api"
+	"gaffer/core"
 	"gaffer/reaper"
 	"gaffer/signals"
 	"gaffer/spawn"
@@ -47,7 +47,7 @@ type Config struct {
 	Warnf       Logf
 	// Serve, when set, starts the API socket once the child runs, with the child as process
 	// "main"; the function it returns stops it.
-	Serve func(api.Backend) func()
+	Serve func(core.Backend) func()
 	// Clock is the time of the stop timeout and the sweep; nil is the system's.
 	Clock Clock
 }
@@ -198,7 +198,7 @@ func (l *loop) onChildExit(e reaper.Exit) bool {
 	l.debugf("child pid %d exited with code %d", e.Pid, l.code)
 	if l.bus != nil {
 		code := l.code
-		l.bus.emit(api.Event{Time: time.Now(), Kind: "exit", Name: mainName, Pid: e.Pid, Code: &code})
+		l.bus.emit(core.Event{Time: time.Now(), Kind: "exit", Name: mainName, Pid: e.Pid, Code: &code})
 	}
 	if l.stopTimer != nil {
 		l.stopTimer.Stop()
@@ -217,7 +217,7 @@ func (l *loop) reap() bool {
 	if len(orphans) > 0 {
 		l.debugf("reaped %d orphans", len(orphans))
 		if l.bus != nil {
-			l.bus.emit(api.Event{Time: time.Now(), Kind: "reap", Detail: fmt.Sprintf("%d orphans", len(orphans))})
+			l.bus.emit(core.Event{Time: time.Now(), Kind: "reap", Detail: fmt.Sprintf("%d orphans", len(orphans))})
 		}
 	}
 	// The child's exit may have been collected just now; take it before judging.

@@ -7,7 +7,7 @@ import (
 	"syscall"
 	"time"
 
-	"gaffer/api"
+	"gaffer/core"
 
 	"golang.org/x/sys/unix"
 )
@@ -26,10 +26,10 @@ type runAPI struct {
 
 const mainName = "main"
 
-var errRunMode = fmt.Errorf("not available in gaffer -- mode (use gaffer up): %w", api.ErrConflict)
+var errRunMode = fmt.Errorf("not available in gaffer -- mode (use gaffer up): %w", core.ErrConflict)
 
-func (a *runAPI) view() api.Process {
-	p := api.Process{Name: mainName, Group: mainName, Instance: 1, Pid: a.pid, State: stateRunning.String(), StartedAt: a.startedAt, Ready: true, Streams: []string{}}
+func (a *runAPI) view() core.Process {
+	p := core.Process{Name: mainName, Group: mainName, Instance: 1, Pid: a.pid, State: stateRunning.String(), StartedAt: a.startedAt, Ready: true, Streams: []string{}}
 	_ = a.do(func() {
 		if a.l.code >= 0 {
 			code := a.l.code
@@ -45,32 +45,32 @@ func (a *runAPI) view() api.Process {
 
 func (a *runAPI) check(name string) error {
 	if name != mainName {
-		return fmt.Errorf("no process %q (gaffer -- runs only %q): %w", name, mainName, api.ErrNotFound)
+		return fmt.Errorf("no process %q (gaffer -- runs only %q): %w", name, mainName, core.ErrNotFound)
 	}
 	return nil
 }
 
-// Info implements api.Backend.
-func (a *runAPI) Info() api.Info {
-	info := api.Info{Pid: os.Getpid(), Mode: "run", StartedAt: a.startedAt, UptimeS: time.Since(a.startedAt).Seconds()}
+// Info implements core.Backend.
+func (a *runAPI) Info() core.Info {
+	info := core.Info{Pid: os.Getpid(), Mode: "run", StartedAt: a.startedAt, UptimeS: time.Since(a.startedAt).Seconds()}
 	info.Reaped, info.ZombiesReaped = a.l.r.Counts()
 	info.Processes = map[string]int{a.view().State: 1, "total": 1}
 	return info
 }
 
-// Processes implements api.Backend.
-func (a *runAPI) Processes() []api.Process { return []api.Process{a.view()} }
+// Processes implements core.Backend.
+func (a *runAPI) Processes() []core.Process { return []core.Process{a.view()} }
 
-// Process implements api.Backend.
-func (a *runAPI) Process(name string) (api.Process, map[string]any, error) {
+// Process implements core.Backend.
+func (a *runAPI) Process(name string) (core.Process, map[string]any, error) {
 	if err := a.check(name); err != nil {
-		return api.Process{}, nil, err
+		return core.Process{}, nil, err
 	}
 	cfg := map[string]any{"name": mainName, "cmd": a.argv}
 	return a.view(), cfg, nil
 }
 
-// Pids implements api.Backend.
+// Pids implements core.Backend.
 func (a *runAPI) Pids() map[string]int {
 	if p := a.view(); p.Pid != 0 {
 		return map[string]int{mainName: p.Pid}
@@ -78,7 +78,7 @@ func (a *runAPI) Pids() map[string]int {
 	return map[string]int{}
 }
 
-// Signal implements api.Backend.
+// Signal implements core.Backend.
 func (a *runAPI) Signal(name string, sig syscall.Signal, group bool) error {
 	if err := a.check(name); err != nil {
 		return err
@@ -86,7 +86,7 @@ func (a *runAPI) Signal(name string, sig syscall.Signal, group bool) error {
 	var err error
 	if e := a.do(func() {
 		if a.l.code >= 0 {
-			err = fmt.Errorf("main has exited: %w", api.ErrConflict)
+			err = fmt.Errorf("main has exited: %w", core.ErrConflict)
 			return
 		}
 		target := a.pid
@@ -100,27 +100,27 @@ func (a *runAPI) Signal(name string, sig syscall.Signal, group bool) error {
 	return err
 }
 
-// Start implements api.Backend.
+// Start implements core.Backend.
 func (a *runAPI) Start(context.Context, string, bool) error { return errRunMode }
 
-// Restart implements api.Backend.
+// Restart implements core.Backend.
 func (a *runAPI) Restart(context.Context, string, bool) error { return errRunMode }
 
-// Scale implements api.Backend.
+// Scale implements core.Backend.
 func (a *runAPI) Scale(context.Context, string, int) error { return errRunMode }
 
-// WriteStdin implements api.Backend.
+// WriteStdin implements core.Backend.
 func (a *runAPI) WriteStdin(string, []byte) error { return errRunMode }
 
-// WriteStream implements api.Backend.
+// WriteStream implements core.Backend.
 func (a *runAPI) WriteStream(string, string, []byte) error { return errRunMode }
 
-// Logs implements api.Backend.
-func (a *runAPI) Logs(context.Context, string, string, int, bool) ([]api.LogLine, <-chan api.LogLine, error) {
+// Logs implements core.Backend.
+func (a *runAPI) Logs(context.Context, string, string, int, bool) ([]core.LogLine, <-chan core.LogLine, error) {
 	return nil, nil, errRunMode
 }
 
-// Stop implements api.Backend: main stops as it would on SIGTERM to gaffer, which then exits.
+// Stop implements core.Backend: main stops as it would on SIGTERM to gaffer, which then exits.
 func (a *runAPI) Stop(ctx context.Context, name string, wait bool) error {
 	if err := a.check(name); err != nil {
 		return err
@@ -137,15 +137,15 @@ func (a *runAPI) Stop(ctx context.Context, name string, wait bool) error {
 	}
 }
 
-// Events implements api.Backend.
-func (a *runAPI) Events(ctx context.Context) <-chan api.Event { return a.bus.subscribe(ctx) }
+// Events implements core.Backend.
+func (a *runAPI) Events(ctx context.Context) <-chan core.Event { return a.bus.subscribe(ctx) }
 
-// Shutdown implements api.Backend: the same as SIGTERM to gaffer.
+// Shutdown implements core.Backend: the same as SIGTERM to gaffer.
 func (a *runAPI) Shutdown() {
 	_ = a.do(func() { a.l.onSignal(unix.SIGTERM) })
 }
 
-// Health implements api.Backend.
+// Health implements core.Backend.
 func (a *runAPI) Health() (bool, []string) {
 	if p := a.view(); p.State != stateRunning.String() {
 		return false, []string{"main is " + p.State}

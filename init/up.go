@@ -10,8 +10,8 @@ import (
 	"syscall"
 	"time"
 
-	"gaffer/api"
 	"gaffer/config"
+	"gaffer/core"
 	"gaffer/reaper"
 	"gaffer/relay"
 	"gaffer/signals"
@@ -26,7 +26,7 @@ type UpConfig struct {
 	Signals <-chan os.Signal
 	// Serve, when set, starts the API socket with the supervisor as its backend; the function it
 	// returns stops it.
-	Serve func(api.Backend) func()
+	Serve func(core.Backend) func()
 	// LogBytes is how much recent output of each process is kept for the API (default 256 KiB).
 	LogBytes   int
 	NotifyLate func()

@@ -11,8 +11,8 @@ import (
 	"syscall"
 	"time"
 
-	"gaffer/api"
 	"gaffer/config"
+	"gaffer/core"
 
 	"golang.org/x/sys/unix"
 )
@@ -32,8 +32,8 @@ func (s *supervisor) find(name string) []*instance {
 	return out
 }
 
-func (s *supervisor) view(in *instance) api.Process {
-	p := api.Process{
+func (s *supervisor) view(in *instance) core.Process {
+	p := core.Process{
 		Name: in.name, Group: in.cfg.Name, Instance: in.index, State: in.state.String(), Restarts: in.restarts,
 		StartedAt: in.started, Oneshot: in.cfg.Oneshot, Ready: s.isReady(in),
 	}
@@ -60,9 +60,9 @@ func (s *supervisor) isReady(in *instance) bool {
 	return in.proc != nil && (in.state == stateReady || in.state == stateRunning)
 }
 
-// Info implements api.Backend.
-func (s *supervisor) Info() api.Info {
-	info := api.Info{Pid: os.Getpid(), Mode: "up", StartedAt: s.startedAt, UptimeS: time.Since(s.startedAt).Seconds(), Processes: map[string]int{}}
+// Info implements core.Backend.
+func (s *supervisor) Info() core.Info {
+	info := core.Info{Pid: os.Getpid(), Mode: "up", StartedAt: s.startedAt, UptimeS: time.Since(s.startedAt).Seconds(), Processes: map[string]int{}}
 	info.Reaped, info.ZombiesReaped = s.r.Counts()
 	info.OutputDroppedBytes = s.out.Dropped() + s.errOut.Dropped()
 	_ = s.do(func() {
@@ -74,9 +74,9 @@ func (s *supervisor) Info() api.Info {
 	return info
 }
 
-// Processes implements api.Backend.
-func (s *supervisor) Processes() []api.Process {
-	var out []api.Process
+// Processes implements core.Backend.
+func (s *supervisor) Processes() []core.Process {
+	var out []core.Process
 	_ = s.do(func() {
 		for _, in := range s.insts {
 			out = append(out, s.view(in))
@@ -85,11 +85,11 @@ func (s *supervisor) Processes() []api.Process {
 	return out
 }
 
-// Process implements api.Backend.
-func (s *supervisor) Process(name string) (api.Process, map[string]any, error) {
-	var p api.Process
+// Process implements core.Backend.
+func (s *supervisor) Process(name string) (core.Process, map[string]any, error) {
+	var p core.Process
 	var cfg map[string]any
-	err := api.ErrNotFound
+	err := core.ErrNotFound
 	if e := s.do(func() {
 		ins := s.find(name)
 		if len(ins) == 0 {
@@ -105,7 +105,7 @@ func (s *supervisor) Process(name string) (api.Process, map[string]any, error) {
 	return p, cfg, nil
 }
 
-// Pids implements api.Backend.
+// Pids implements core.Backend.
 func (s *supervisor) Pids() map[string]int {
 	out := map[string]int{}
 	_ = s.do(func() {
@@ -118,11 +118,11 @@ func (s *supervisor) Pids() map[string]int {
 	return out
 }
 
-// Signal implements api.Backend.
+// Signal implements core.Backend.
 func (s *supervisor) Signal(name string, sig syscall.Signal, group bool) error {
 	err := s.each(name, func(in *instance) error {
 		if in.proc == nil {
-			return fmt.Errorf("%s is not running: %w", in.name, api.ErrConflict)
+			return fmt.Errorf("%s is not running: %w", in.name, core.ErrConflict)
 		}
 		if group {
 			return killErr(in.proc.SignalGroup(sig))
@@ -138,7 +138,7 @@ func (s *supervisor) each(name string, f func(*instance) error) error {
 	if e := s.do(func() {
 		ins := s.find(name)
 		if len(ins) == 0 {
-			err = fmt.Errorf("no process %q: %w", name, api.ErrNotFound)
+			err = fmt.Errorf("no process %q: %w", name, core.ErrNotFound)
 			return
 		}
 		for _, in := range ins {
@@ -150,7 +150,7 @@ func (s *supervisor) each(name string, f func(*instance) error) error {
 	return err
 }
 
-// Start implements api.Backend: a process that is not running starts now.
+// Start implements core.Backend: a process that is not running starts now.
 func (s *supervisor) Start(ctx context.Context, name string, wait bool) error {
 	err := s.each(name, s.startOne)
 	if err != nil || !wait {
@@ -173,7 +173,7 @@ func (s *supervisor) Start(ctx context.Context, name string, wait bool) error {
 	_ = s.do(func() {
 		for _, in := range s.find(name) {
 			if !s.isReady(in) {
-				err = errors.Join(err, fmt.Errorf("%s did not stay up: it is %s (exit code %d): %w", in.name, in.state, in.code, api.ErrConflict))
+				err = errors.Join(err, fmt.Errorf("%s did not stay up: it is %s (exit code %d): %w", in.name, in.state, in.code, core.ErrConflict))
 			}
 		}
 	})
@@ -183,17 +183,17 @@ func (s *supervisor) Start(ctx context.Context, name string, wait bool) error {
 // startOne starts in now, on the loop, whatever its state but a running one.
 func (s *supervisor) startOne(in *instance) error {
 	if s.stopping != nil {
-		return fmt.Errorf("gaffer is stopping: %w", api.ErrUnavailable)
+		return fmt.Errorf("gaffer is stopping: %w", core.ErrUnavailable)
 	}
 	if in.proc != nil || in.state == stateStopping {
-		return fmt.Errorf("%s is already running: %w", in.name, api.ErrConflict)
+		return fmt.Errorf("%s is already running: %w", in.name, core.ErrConflict)
 	}
 	in.hist.delay = in.cfg.Backoff
 	s.start(in) // forgets a pending restart of the old run
 	return nil
 }
 
-// Stop implements api.Backend: the process gets its stop signal and stays stopped (held) until
+// Stop implements core.Backend: the process gets its stop signal and stays stopped (held) until
 // started again; neither its restart policy nor on_end applies.
 func (s *supervisor) Stop(ctx context.Context, name string, wait bool) error {
 	err := s.each(name, s.stopOne)
@@ -211,18 +211,18 @@ func (s *supervisor) stopOne(in *instance) error {
 			s.to(in, stateHeld, "", -1, "")
 			return nil
 		}
-		return fmt.Errorf("%s is not running: %w", in.name, api.ErrConflict)
+		return fmt.Errorf("%s is not running: %w", in.name, core.ErrConflict)
 	}
 	if in.state == stateStopping {
-		return fmt.Errorf("%s is already stopping: %w", in.name, api.ErrConflict)
+		return fmt.Errorf("%s is already stopping: %w", in.name, core.ErrConflict)
 	}
 	s.stopInstance(in, stopHold)
 	return nil
 }
 
-// Restart implements api.Backend: stop (when running), wait for the exit, start.
+// Restart implements core.Backend: stop (when running), wait for the exit, start.
 func (s *supervisor) Restart(ctx context.Context, name string, wait bool) error {
-	if err := s.Stop(ctx, name, true); err != nil && !errors.Is(err, api.ErrConflict) {
+	if err := s.Stop(ctx, name, true); err != nil && !errors.Is(err, core.ErrConflict) {
 		return err
 	}
 	return s.Start(ctx, name, wait)
@@ -252,13 +252,13 @@ func (s *supervisor) waitFor(ctx context.Context, name string, cond func(*instan
 	}
 }
 
-// WriteStdin implements api.Backend. The write happens outside the loop, one request at a time per
+// WriteStdin implements core.Backend. The write happens outside the loop, one request at a time per
 // process, so writers never interleave within a request and a full pipe never blocks the loop.
 func (s *supervisor) WriteStdin(name string, data []byte) error {
 	return s.write(name, "", data)
 }
 
-// WriteStream implements api.Backend.
+// WriteStream implements core.Backend.
 func (s *supervisor) WriteStream(name, label string, data []byte) error {
 	return s.write(name, label, data)
 }
@@ -268,11 +268,11 @@ func (s *supervisor) write(name, label string, data []byte) error {
 	var mu *sync.Mutex
 	err := s.each(name, func(in *instance) error {
 		if f != nil {
-			return fmt.Errorf("%s has several instances, name one: %w", name, api.ErrBadRequest)
+			return fmt.Errorf("%s has several instances, name one: %w", name, core.ErrBadRequest)
 		}
 		if label == "" {
 			if in.io.stdin == nil {
-				return fmt.Errorf("%s has no stdin pipe (redirect_input) or is not running: %w", in.name, api.ErrConflict)
+				return fmt.Errorf("%s has no stdin pipe (redirect_input) or is not running: %w", in.name, core.ErrConflict)
 			}
 			f, mu = in.io.stdin, &in.io.writeMu
 			return nil
@@ -280,13 +280,13 @@ func (s *supervisor) write(name, label string, data []byte) error {
 		for i, l := range in.cfg.CustomStreams {
 			if l == label {
 				if i >= len(in.io.streams) || in.io.streams[i] == nil {
-					return fmt.Errorf("%s is not running: %w", in.name, api.ErrConflict)
+					return fmt.Errorf("%s is not running: %w", in.name, core.ErrConflict)
 				}
 				f, mu = in.io.streams[i], &in.io.writeMu
 				return nil
 			}
 		}
-		return fmt.Errorf("%s has no stream %q: %w", in.name, label, api.ErrNotFound)
+		return fmt.Errorf("%s has no stream %q: %w", in.name, label, core.ErrNotFound)
 	})
 	if err != nil {
 		return err
@@ -299,9 +299,9 @@ func (s *supervisor) write(name, label string, data []byte) error {
 	defer f.SetWriteDeadline(time.Time{})
 	if _, err := f.Write(data); err != nil {
 		if errors.Is(err, os.ErrDeadlineExceeded) {
-			return fmt.Errorf("%s did not read its input within %v: %w", name, writeTimeout, api.ErrConflict)
+			return fmt.Errorf("%s did not read its input within %v: %w", name, writeTimeout, core.ErrConflict)
 		}
-		return fmt.Errorf("write to %s: %v: %w", name, err, api.ErrConflict)
+		return fmt.Errorf("write to %s: %v: %w", name, err, core.ErrConflict)
 	}
 	return nil
 }
@@ -312,10 +312,10 @@ const startHold = time.Second
 // writeTimeout bounds one stdin or stream write.
 const writeTimeout = 10 * time.Second
 
-// Scale implements api.Backend: more instances start at once, extra ones are stopped and removed.
+// Scale implements core.Backend: more instances start at once, extra ones are stopped and removed.
 func (s *supervisor) Scale(ctx context.Context, name string, n int) error {
 	if n < 0 || n > config.MaxInstances {
-		return fmt.Errorf("numprocesses %d: want 0 to %d: %w", n, config.MaxInstances, api.ErrBadRequest)
+		return fmt.Errorf("numprocesses %d: want 0 to %d: %w", n, config.MaxInstances, core.ErrBadRequest)
 	}
 	var err error
 	if e := s.call(ctx, func() { err = s.scale(name, n) }); e != nil {
@@ -329,7 +329,7 @@ func (s *supervisor) Scale(ctx context.Context, name string, n int) error {
 // scaled to 0 keeps its configuration and can be scaled up again.
 func (s *supervisor) scale(name string, n int) error {
 	if s.stopping != nil {
-		return fmt.Errorf("gaffer is stopping: %w", api.ErrUnavailable)
+		return fmt.Errorf("gaffer is stopping: %w", core.ErrUnavailable)
 	}
 	var cfg *config.Process
 	for i := range s.cfg.Config.Processes {
@@ -338,7 +338,7 @@ func (s *supervisor) scale(name string, n int) error {
 		}
 	}
 	if cfg == nil {
-		return fmt.Errorf("no process %q: %w", name, api.ErrNotFound)
+		return fmt.Errorf("no process %q: %w", name, core.ErrNotFound)
 	}
 	var live []*instance
 	last, total := -1, 0 // where new instances go: after the group's last, else at the end
@@ -357,10 +357,10 @@ func (s *supervisor) scale(name string, n int) error {
 		}
 	}
 	if n == len(live) {
-		return fmt.Errorf("%s already has %d instances: %w", name, n, api.ErrConflict)
+		return fmt.Errorf("%s already has %d instances: %w", name, n, core.ErrConflict)
 	}
 	if total+n > config.MaxTotalInstances {
-		return fmt.Errorf("%d instances in all would pass the limit of %d: %w", total+n, config.MaxTotalInstances, api.ErrBadRequest)
+		return fmt.Errorf("%d instances in all would pass the limit of %d: %w", total+n, config.MaxTotalInstances, core.ErrBadRequest)
 	}
 	if last < 0 {
 		last = len(s.insts) - 1
@@ -392,12 +392,12 @@ func (s *supervisor) scale(name string, n int) error {
 	return nil
 }
 
-// Logs implements api.Backend.
-func (s *supervisor) Logs(ctx context.Context, name, stream string, tail int, follow bool) ([]api.LogLine, <-chan api.LogLine, error) {
+// Logs implements core.Backend.
+func (s *supervisor) Logs(ctx context.Context, name, stream string, tail int, follow bool) ([]core.LogLine, <-chan core.LogLine, error) {
 	var ring *logRing
 	err := s.each(name, func(in *instance) error {
 		if ring != nil {
-			return fmt.Errorf("%s has several instances, name one: %w", name, api.ErrBadRequest)
+			return fmt.Errorf("%s has several instances, name one: %w", name, core.ErrBadRequest)
 		}
 		ring = in.logs
 		return nil
@@ -409,12 +409,12 @@ func (s *supervisor) Logs(ctx context.Context, name, stream string, tail int, fo
 	return lines, ch, nil
 }
 
-// Events implements api.Backend.
-func (s *supervisor) Events(ctx context.Context) <-chan api.Event {
+// Events implements core.Backend.
+func (s *supervisor) Events(ctx context.Context) <-chan core.Event {
 	return s.bus.subscribe(ctx)
 }
 
-// Shutdown implements api.Backend.
+// Shutdown implements core.Backend.
 func (s *supervisor) Shutdown() {
 	_ = s.do(func() {
 		s.out.Event("shutdown requested over the API")
@@ -422,7 +422,7 @@ func (s *supervisor) Shutdown() {
 	})
 }
 
-// Health implements api.Backend.
+// Health implements core.Backend.
 func (s *supervisor) Health() (bool, []string) {
 	var reasons []string
 	_ = s.do(func() {
@@ -440,7 +440,7 @@ func (s *supervisor) Health() (bool, []string) {
 
 // emit publishes an event of in to API followers.
 func (s *supervisor) emit(kind string, in *instance, code int, detail string) {
-	e := api.Event{Time: s.clock.Now(), Kind: kind, Detail: detail}
+	e := core.Event{Time: s.clock.Now(), Kind: kind, Detail: detail}
 	if in != nil {
 		e.Name = in.name
 		if in.proc != nil {
@@ -456,7 +456,7 @@ func (s *supervisor) emit(kind string, in *instance, code int, detail string) {
 // killErr turns the failure to signal a process that just went away into a conflict.
 func killErr(err error) error {
 	if errors.Is(err, unix.ESRCH) || errors.Is(err, os.ErrProcessDone) {
-		return fmt.Errorf("the process has exited: %w", api.ErrConflict)
+		return fmt.Errorf("the process has exited: %w", core.ErrConflict)
 	}
 	return err
 }

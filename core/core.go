@@ -1,7 +1,8 @@
-// Package api serves gaffer's control and stats API over a Unix socket: HTTP/1.1 with JSON, spoken
-// directly on net (net/http would add its start-up cost to every gaffer, also `gaffer --`), so that
-// curl --unix-socket works as well as gaffer's own client.
-package api
+// Package core is what gaffer's supervisor reports and offers to a front end, and the kinds of
+// errors its operations return. It imports nothing of gaffer's: package pid1 implements Backend,
+// package api serves one over HTTP, and neither imports the other (the supervisor does not know
+// HTTP exists).
+package core
 
 import (
 	"context"
@@ -10,15 +11,16 @@ import (
 	"time"
 )
 
-// Errors a Backend returns; the server maps them to HTTP status codes.
+// Kinds of errors a Backend returns, wrapped with the details: test them with errors.Is. The API
+// maps them to HTTP status codes.
 var (
-	ErrNotFound    = errors.New("not found")     // 404: no such process, stream or label
-	ErrConflict    = errors.New("conflict")      // 409: already in that state, or not supported here
-	ErrBadRequest  = errors.New("bad request")   // 400
-	ErrUnavailable = errors.New("shutting down") // 409 as well: gaffer is stopping
+	ErrNotFound    = errors.New("not found")     // no such process, stream or label (404)
+	ErrConflict    = errors.New("conflict")      // already in that state, or not supported here (409)
+	ErrBadRequest  = errors.New("bad request")   // the request itself is wrong (400)
+	ErrUnavailable = errors.New("shutting down") // gaffer is stopping (409 as well)
 )
 
-// Info is GET /v1/info.
+// Info describes gaffer itself (GET /v1/info).
 type Info struct {
 	Version       string         `json:"version"`
 	Pid           int            `json:"pid"`
@@ -36,7 +38,7 @@ type Info struct {
 	OutputDroppedBytes int64 `json:"output_dropped_bytes"`
 }
 
-// Process is one entry of GET /v1/processes.
+// Process is one supervised process, as GET /v1/processes lists it.
 type Process struct {
 	Name       string    `json:"name"`  // "web", or "web.2" for instances
 	Group      string    `json:"group"` // the configured name: "web"
@@ -64,7 +66,8 @@ type LogLine struct {
 	Dropped int `json:"-"`
 }
 
-// Event is one line of GET /v1/events: spawn, ready, exit, restart, gave-up, reap, stop, shutdown.
+// Event is one thing that happened in gaffer (GET /v1/events): spawn, ready, exit, restart,
+// gave-up, reap, stop, shutdown.
 type Event struct {
 	Time   time.Time `json:"time"`
 	Kind   string    `json:"kind"`
@@ -76,41 +79,67 @@ type Event struct {
 	Dropped int `json:"-"`
 }
 
-// Backend is what the API asks of gaffer's loop. Every method is safe to call from any goroutine:
-// the implementation hands the work to the loop that owns the processes and waits for its answer.
+// Backend is what a front end asks of gaffer's loop, in both modes (gaffer up and gaffer --).
+// What only one mode can do is a capability of its own (Starter, Scaler, InputWriter, LogReader),
+// found with a type assertion. Every method is safe to call from any goroutine: the
+// implementation hands the work to the loop that owns the processes and waits for its answer.
 type Backend interface {
 	Info() Info
 	Processes() []Process
 	// Process returns one process (by instance name, or by group name when it has one instance)
 	// and its configuration as ProcessConfig.to_dict.
 	Process(name string) (Process, map[string]any, error)
+	// Pids lists the pid of every running process by name, for stats.
+	Pids() map[string]int
 	// Signal sends sig to the process, or to its process group.
 	Signal(name string, sig syscall.Signal, group bool) error
-	// Start, Stop and Restart act on a process (all instances of a group name). With wait they
-	// return once it is started (ready) or stopped; ctx bounds the wait.
-	Start(ctx context.Context, name string, wait bool) error
+	// Stop stops a process (all instances of a group name). With wait it returns once it is
+	// stopped; ctx bounds the wait.
 	Stop(ctx context.Context, name string, wait bool) error
-	Restart(ctx context.Context, name string, wait bool) error
-	// WriteStdin writes data to the process's stdin pipe (redirect_input) in one piece: writers
-	// never interleave within one call. ErrConflict when it has no stdin pipe.
-	WriteStdin(name string, data []byte) error
-	// WriteStream writes data to a custom stream of the process.
-	WriteStream(name, label string, data []byte) error
-	// Scale sets numprocesses of a group.
-	Scale(ctx context.Context, name string, n int) error
-	// Logs returns up to tail recent lines of the process's stream ("" = every stream); with
-	// follow, lines that come later are sent on the channel until ctx ends (closed then). A
-	// follower that falls behind loses lines rather than hold up the process: at most StreamBytes
-	// are queued for it, counted against StreamBudgetFrom(ctx), and the next line it gets carries
-	// the number lost in Dropped.
-	Logs(ctx context.Context, name, stream string, tail int, follow bool) ([]LogLine, <-chan LogLine, error)
-	// Events sends gaffer's events from now on until ctx ends (closed then), bounded as Logs.
+	// Events sends gaffer's events from now on until ctx ends (closed then). A follower that
+	// falls behind loses events rather than hold up the loop: at most StreamBytes are queued for
+	// it, counted against StreamBudgetFrom(ctx), and the next event it gets carries the number
+	// lost in Dropped.
 	Events(ctx context.Context) <-chan Event
 	// Shutdown starts the same ordered shutdown as SIGTERM.
 	Shutdown()
 	// Health reports whether every non-oneshot process that should run is running and ready,
 	// and why not.
 	Health() (ok bool, reasons []string)
-	// Pids lists the pid of every running process by name, for stats.
-	Pids() map[string]int
+
+	Starter
+	Scaler
+	InputWriter
+	LogReader
+}
+
+// Starter is a Backend that can start processes.
+type Starter interface {
+	// Start and Restart act on a process (all instances of a group name). With wait they return
+	// once it is started (ready); ctx bounds the wait.
+	Start(ctx context.Context, name string, wait bool) error
+	Restart(ctx context.Context, name string, wait bool) error
+}
+
+// Scaler is a Backend that can change the number of instances of a process.
+type Scaler interface {
+	// Scale sets numprocesses of a group.
+	Scale(ctx context.Context, name string, n int) error
+}
+
+// InputWriter is a Backend that holds its processes' input pipes.
+type InputWriter interface {
+	// WriteStdin writes data to the process's stdin pipe (redirect_input) in one piece: writers
+	// never interleave within one call. ErrConflict when it has no stdin pipe.
+	WriteStdin(name string, data []byte) error
+	// WriteStream writes data to a custom stream of the process.
+	WriteStream(name, label string, data []byte) error
+}
+
+// LogReader is a Backend that keeps its processes' output.
+type LogReader interface {
+	// Logs returns up to tail recent lines of the process's stream ("" = every stream); with
+	// follow, lines that come later are sent on the channel until ctx ends (closed then),
+	// bounded as Backend.Events.
+	Logs(ctx context.Context, name, stream string, tail int, follow bool) ([]LogLine, <-chan LogLine, error)
 }

@@ -1,4 +1,4 @@
-package api
+package core
 
 import (
 	"context"
@@ -14,12 +14,6 @@ const (
 	StreamBytes      = 256 << 10 // queued for one stream, counting the line being handed over
 	StreamTotalBytes = 8 << 20   // queued for all the streams of one server, but see StreamBudget.Take
 )
-
-// Dropped is the line a stream sends in place of the lines a client lost by falling behind:
-// {"dropped": N}, N lines lost between the line before it and the line after it.
-type Dropped struct {
-	Count int `json:"dropped"`
-}
 
 // StreamBudget counts the bytes queued for the streams of one server, so that they stay under a
 // total however many clients follow. It is safe for concurrent use; a nil *StreamBudget has no
@@ -68,7 +62,7 @@ func (b *StreamBudget) Used() int64 {
 
 type budgetKey struct{}
 
-// WithStreamBudget returns ctx carrying b: the server gives it to the Backend with the context of
+// WithStreamBudget returns ctx carrying b: a server gives it to the Backend with the context of
 // every stream (as net/http puts its Server in a request's context), so that what the Backend
 // queues for followers counts against the server's total.
 func WithStreamBudget(ctx context.Context, b *StreamBudget) context.Context {
