@@ -430,9 +430,39 @@ func parseSignal(raw json.RawMessage) (syscall.Signal, error) {
 	return sig, nil
 }
 
-func (s *Server) postStart(x *exchange)   { s.action(x, s.opts.Backend.Start) }
-func (s *Server) postStop(x *exchange)    { s.action(x, s.opts.Backend.Stop) }
-func (s *Server) postRestart(x *exchange) { s.action(x, s.opts.Backend.Restart) }
+// errUnsupported answers a route of a capability the Backend lacks. Only gaffer -- lacks any.
+var errUnsupported = fmt.Errorf("not available in gaffer -- mode (use gaffer up): %w", core.ErrConflict)
+
+// capability returns the Backend as T (core.Starter, core.Scaler, ...), or errUnsupported.
+func capability[T any](b core.Backend) (T, error) {
+	c, ok := b.(T)
+	if !ok {
+		return c, errUnsupported
+	}
+	return c, nil
+}
+
+func (s *Server) postStart(x *exchange) {
+	s.action(x, func(ctx context.Context, name string, wait bool) error {
+		b, err := capability[core.Starter](s.opts.Backend)
+		if err != nil {
+			return err
+		}
+		return b.Start(ctx, name, wait)
+	})
+}
+
+func (s *Server) postStop(x *exchange) { s.action(x, s.opts.Backend.Stop) }
+
+func (s *Server) postRestart(x *exchange) {
+	s.action(x, func(ctx context.Context, name string, wait bool) error {
+		b, err := capability[core.Starter](s.opts.Backend)
+		if err != nil {
+			return err
+		}
+		return b.Restart(ctx, name, wait)
+	})
+}
 
 // action runs start, stop or restart; with ?wait=1 the Backend waits, for at most waitTimeout.
 func (s *Server) action(x *exchange, do func(context.Context, string, bool) error) {
@@ -457,7 +487,11 @@ type written struct {
 }
 
 func (s *Server) postStdin(x *exchange) {
-	if err := s.opts.Backend.WriteStdin(x.name, x.body); err != nil {
+	b, err := capability[core.InputWriter](s.opts.Backend)
+	if err == nil {
+		err = b.WriteStdin(x.name, x.body)
+	}
+	if err != nil {
 		x.fail(err)
 		return
 	}
@@ -465,7 +499,11 @@ func (s *Server) postStdin(x *exchange) {
 }
 
 func (s *Server) postStream(x *exchange) {
-	if err := s.opts.Backend.WriteStream(x.name, x.label, x.body); err != nil {
+	b, err := capability[core.InputWriter](s.opts.Backend)
+	if err == nil {
+		err = b.WriteStream(x.name, x.label, x.body)
+	}
+	if err != nil {
 		x.fail(err)
 		return
 	}
@@ -491,9 +529,14 @@ func (s *Server) postScale(x *exchange) {
 		x.fail(errStatus(400, "numprocesses must not be negative"))
 		return
 	}
+	b, err := capability[core.Scaler](s.opts.Backend)
+	if err != nil {
+		x.fail(err)
+		return
+	}
 	ctx, cancel := context.WithTimeout(s.ctx, waitTimeout)
 	defer cancel()
-	if err := s.opts.Backend.Scale(ctx, x.name, *req.NumProcesses); err != nil {
+	if err := b.Scale(ctx, x.name, *req.NumProcesses); err != nil {
 		x.fail(err)
 		return
 	}
@@ -513,9 +556,14 @@ func (s *Server) getLogs(x *exchange) {
 			return
 		}
 	}
+	b, err := capability[core.LogReader](s.opts.Backend)
+	if err != nil {
+		x.fail(err)
+		return
+	}
 	ctx, cancel := x.streamContext()
 	defer cancel()
-	lines, ch, err := s.opts.Backend.Logs(ctx, x.name, x.query.Get("stream"), tail, follow)
+	lines, ch, err := b.Logs(ctx, x.name, x.query.Get("stream"), tail, follow)
 	if err != nil {
 		x.fail(err)
 		return

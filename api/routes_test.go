@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"gaffer/core"
 	"gaffer/stats"
 )
 
@@ -235,4 +236,53 @@ func TestPanicIsRecovered(t *testing.T) {
 		t.Errorf("panic not logged: %q", logged.String())
 	}
 	mu <- struct{}{}
+}
+
+// TestBackendWithoutCapabilities: a Backend with only the base methods (gaffer --) answers 409 on
+// the routes of the capabilities it lacks, after the request itself was checked, and serves the
+// rest.
+func TestBackendWithoutCapabilities(t *testing.T) {
+	b := newFakeBackend(1)
+	s := startServer(t, struct{ core.Backend }{b}, nil)
+	c := Client{Path: s.Path(), Timeout: 5 * time.Second}
+	const unsupported = `{"error":"not available in gaffer -- mode (use gaffer up): conflict"}` + "\n"
+	for _, tt := range []struct {
+		method, path, body string
+		code               int
+		want               string
+	}{
+		{"POST", "/v1/processes/web/start", "", 409, unsupported},
+		{"POST", "/v1/processes/nope/start?wait=1", "", 409, unsupported},
+		{"POST", "/v1/processes/web/restart", "", 409, unsupported},
+		{"POST", "/v1/processes/web/scale", `{"numprocesses": 2}`, 409, unsupported},
+		{"POST", "/v1/processes/web/stdin", "x", 409, unsupported},
+		{"POST", "/v1/processes/web/streams/audit", "x", 409, unsupported},
+		{"GET", "/v1/processes/web/logs", "", 409, unsupported},
+		{"GET", "/v1/processes/web/logs?follow=1", "", 409, unsupported},
+		// The request is checked first, as before the capability.
+		{"POST", "/v1/processes/web/restart?wait=x", "", 400, `wait must be`},
+		{"POST", "/v1/processes/web/scale", `{}`, 400, `needs \"numprocesses\"`},
+		{"GET", "/v1/processes/web/logs?tail=-1", "", 400, `tail must be`},
+		// What every Backend does.
+		{"POST", "/v1/processes/web/stop", "", 200, `{"ok":true}`},
+		{"POST", "/v1/processes/web/signal", `{"signal":"HUP"}`, 200, `{"ok":true}`},
+		{"GET", "/v1/processes/web", "", 200, `"name":"web"`},
+	} {
+		var body []byte
+		if tt.body != "" || tt.method == "POST" {
+			body = []byte(tt.body)
+		}
+		code, resp, err := c.Do(context.Background(), tt.method, tt.path, body)
+		if err != nil {
+			t.Fatalf("%s %s: %v", tt.method, tt.path, err)
+		}
+		if code != tt.code || !strings.Contains(string(resp), tt.want) {
+			t.Errorf("%s %s %s: %d %s, want %d with %s", tt.method, tt.path, tt.body, code, resp, tt.code, tt.want)
+		}
+	}
+	if calls := b.called(); slices.ContainsFunc(calls, func(c string) bool {
+		return strings.HasPrefix(c, "start ") || strings.HasPrefix(c, "restart ") || strings.HasPrefix(c, "scale ") || strings.HasPrefix(c, "logs ")
+	}) {
+		t.Errorf("the backend was called for a capability it lacks: %q", calls)
+	}
 }

@@ -60,7 +60,9 @@ type Options struct {
 	Group     int         // the socket file's group id; -1 leaves it (0 is root's group, not "unset")
 	AllowUIDs []int       // peers allowed besides root and gaffer's own uid
 	Version   string      // gaffer's version, for /v1/info when the Backend leaves it empty
-	Backend   core.Backend
+	// Backend answers the requests. The routes of a capability it lacks (core.Starter,
+	// core.Scaler, core.InputWriter, core.LogReader) answer 409.
+	Backend core.Backend
 	// Stats measures the given processes (name -> pid); it should cache, since clients may ask
 	// often. The server keeps its JSON encoding of a snapshot while Stats returns the same one
 	// (same Time and Processes array), so Stats must never modify a snapshot it has returned.

@@ -106,11 +106,6 @@ type Backend interface {
 	// Health reports whether every non-oneshot process that should run is running and ready,
 	// and why not.
 	Health() (ok bool, reasons []string)
-
-	Starter
-	Scaler
-	InputWriter
-	LogReader
 }
 
 // Starter is a Backend that can start processes.

@@ -13,8 +13,9 @@ import (
 )
 
 // runAPI is the API's view of `gaffer -- CMD`: the single child is the process "main". Its output
-// and stdin are gaffer's own (nothing is captured on that path), so logs, stdin and streams are
-// not available, and it cannot be started, restarted or scaled: its end is gaffer's end.
+// and stdin are gaffer's own (nothing is captured on that path), so it keeps no logs and holds no
+// stdin or streams, and it cannot be started, restarted or scaled: its end is gaffer's end. It is
+// a core.Backend without the capabilities of those.
 type runAPI struct {
 	loopCalls
 	l         *loop
@@ -26,7 +27,8 @@ type runAPI struct {
 
 const mainName = "main"
 
-var errRunMode = fmt.Errorf("not available in gaffer -- mode (use gaffer up): %w", core.ErrConflict)
+// runAPI has none of the capabilities (core.Starter, ...): the API answers 409 for them.
+var _ core.Backend = (*runAPI)(nil)
 
 func (a *runAPI) view() core.Process {
 	p := core.Process{Name: mainName, Group: mainName, Instance: 1, Pid: a.pid, State: stateRunning.String(), StartedAt: a.startedAt, Ready: true, Streams: []string{}}
@@ -98,26 +100,6 @@ func (a *runAPI) Signal(name string, sig syscall.Signal, group bool) error {
 		return e
 	}
 	return err
-}
-
-// Start implements core.Backend.
-func (a *runAPI) Start(context.Context, string, bool) error { return errRunMode }
-
-// Restart implements core.Backend.
-func (a *runAPI) Restart(context.Context, string, bool) error { return errRunMode }
-
-// Scale implements core.Backend.
-func (a *runAPI) Scale(context.Context, string, int) error { return errRunMode }
-
-// WriteStdin implements core.Backend.
-func (a *runAPI) WriteStdin(string, []byte) error { return errRunMode }
-
-// WriteStream implements core.Backend.
-func (a *runAPI) WriteStream(string, string, []byte) error { return errRunMode }
-
-// Logs implements core.Backend.
-func (a *runAPI) Logs(context.Context, string, string, int, bool) ([]core.LogLine, <-chan core.LogLine, error) {
-	return nil, nil, errRunMode
 }
 
 // Stop implements core.Backend: main stops as it would on SIGTERM to gaffer, which then exits.

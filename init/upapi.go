@@ -17,6 +17,15 @@ import (
 	"golang.org/x/sys/unix"
 )
 
+// The supervisor has every capability the API knows.
+var _ interface {
+	core.Backend
+	core.Starter
+	core.Scaler
+	core.InputWriter
+	core.LogReader
+} = (*supervisor)(nil)
+
 // find returns the instances a name means: one instance by its name, or every instance of a
 // configured process by the process's name. Only the loop calls it.
 func (s *supervisor) find(name string) []*instance {
