@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"gaffer/http1"
 	"gaffer/stats"
 )
 
@@ -90,14 +91,14 @@ func BenchmarkStats(b *testing.B) {
 			if _, err := c.Write(req); err != nil {
 				return err
 			}
-			resp, err := readResponse(br)
+			resp, err := http1.ReadResponse(br, DefaultMaxHeader)
 			if err != nil {
 				return err
 			}
-			if resp.code != 200 || resp.contentLength < 20000 {
-				return fmt.Errorf("status %d, %d bytes", resp.code, resp.contentLength)
+			if resp.Code != 200 || resp.ContentLength < 20000 {
+				return fmt.Errorf("status %d, %d bytes", resp.Code, resp.ContentLength)
 			}
-			_, err = br.Discard(int(resp.contentLength))
+			_, err = br.Discard(int(resp.ContentLength))
 			return err
 		}
 	})

@@ -13,6 +13,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"gaffer/http1"
 )
 
 const (
@@ -51,21 +53,21 @@ func (c *Client) Do(ctx context.Context, method, path string, body []byte) (stat
 	}
 	defer stop()
 	defer conn.Close()
-	if n := resp.contentLength; n >= 0 && n <= maxResponseBody && !resp.chunked {
+	if n := resp.ContentLength; n >= 0 && n <= maxResponseBody && !resp.Chunked {
 		respBody = make([]byte, n)
 		if _, err := io.ReadFull(br, respBody); err != nil {
-			return resp.code, nil, c.talkError(ctx, eofUnexpected(err))
+			return resp.Code, nil, c.talkError(ctx, err)
 		}
-		return resp.code, respBody, nil
+		return resp.Code, respBody, nil
 	}
-	respBody, err = io.ReadAll(io.LimitReader(resp.body(br), maxResponseBody+1))
+	respBody, err = io.ReadAll(io.LimitReader(resp.Body(br), maxResponseBody+1))
 	if err != nil {
-		return resp.code, nil, c.talkError(ctx, err)
+		return resp.Code, nil, c.talkError(ctx, err)
 	}
 	if len(respBody) > maxResponseBody {
-		return resp.code, nil, fmt.Errorf("the answer of gaffer at %s is over %d bytes", c.Path, maxResponseBody)
+		return resp.Code, nil, fmt.Errorf("the answer of gaffer at %s is over %d bytes", c.Path, maxResponseBody)
 	}
-	return resp.code, respBody, nil
+	return resp.Code, respBody, nil
 }
 
 // Stream sends a request whose answer is JSON lines (?watch=1, ?follow=1, /v1/events) and calls
@@ -85,17 +87,17 @@ func (c *Client) Stream(ctx context.Context, method, path string, body []byte, f
 	defer conn.Close()
 	// From now on only ctx bounds the stream, not the head's timeout.
 	if !stop() {
-		return resp.code, c.talkError(head, head.Err())
+		return resp.Code, c.talkError(head, head.Err())
 	}
 	conn.SetDeadline(time.Time{})
 	defer context.AfterFunc(ctx, func() { conn.SetDeadline(time.Unix(1, 0)) })()
-	r := resp.body(br)
-	if resp.code < 200 || resp.code > 299 {
+	r := resp.Body(br)
+	if resp.Code < 200 || resp.Code > 299 {
 		b, err := io.ReadAll(io.LimitReader(r, 1<<20))
 		if err != nil {
-			return resp.code, c.talkError(ctx, err)
+			return resp.Code, c.talkError(ctx, err)
 		}
-		return resp.code, answerError(resp.code, b)
+		return resp.Code, answerError(resp.Code, b)
 	}
 	lr := bufio.NewReaderSize(r, 64<<10)
 	var acc []byte
@@ -104,7 +106,7 @@ func (c *Client) Stream(ctx context.Context, method, path string, body []byte, f
 		switch err {
 		case bufio.ErrBufferFull:
 			if len(acc)+len(frag) > maxStreamLine {
-				return resp.code, fmt.Errorf("a line from gaffer at %s is over %d bytes", c.Path, maxStreamLine)
+				return resp.Code, fmt.Errorf("a line from gaffer at %s is over %d bytes", c.Path, maxStreamLine)
 			}
 			acc = append(acc, frag...)
 			continue
@@ -117,17 +119,17 @@ func (c *Client) Stream(ctx context.Context, method, path string, body []byte, f
 			line = bytes.TrimRight(line, "\r\n")
 			if len(line) > 0 {
 				if ferr := fn(line); ferr != nil {
-					return resp.code, ferr
+					return resp.Code, ferr
 				}
 			}
 			if err == io.EOF {
-				return resp.code, nil
+				return resp.Code, nil
 			}
 		default:
 			if ctx.Err() != nil {
-				return resp.code, ctx.Err()
+				return resp.Code, ctx.Err()
 			}
-			return resp.code, c.talkError(ctx, err)
+			return resp.Code, c.talkError(ctx, err)
 		}
 	}
 }
@@ -166,15 +168,15 @@ func answerError(code int, body []byte) *StatusError {
 	}
 	msg := strings.TrimSpace(string(body))
 	if msg == "" || len(msg) > 200 {
-		msg = strconv.Itoa(code) + " " + statusText(code)
+		msg = strconv.Itoa(code) + " " + http1.StatusText(code)
 	}
 	return &StatusError{code, msg}
 }
 
 // open dials, sends the request and reads the response head; until stop is called, ctx ending
 // cuts the connection.
-func (c *Client) open(ctx context.Context, method, path string, body []byte) (net.Conn, *bufio.Reader, *response, func() bool, error) {
-	if !isToken([]byte(method)) {
+func (c *Client) open(ctx context.Context, method, path string, body []byte) (net.Conn, *bufio.Reader, *http1.Response, func() bool, error) {
+	if !http1.IsToken([]byte(method)) {
 		return nil, nil, nil, nil, fmt.Errorf("malformed method %q", method)
 	}
 	if path == "" || path[0] != '/' || strings.ContainsFunc(path, func(r rune) bool { return r <= ' ' || r >= 0x7f }) {
@@ -186,7 +188,7 @@ func (c *Client) open(ctx context.Context, method, path string, body []byte) (ne
 		return nil, nil, nil, nil, c.reachError(ctx, err)
 	}
 	stop := context.AfterFunc(ctx, func() { conn.SetDeadline(time.Unix(1, 0)) })
-	fail := func(err error) (net.Conn, *bufio.Reader, *response, func() bool, error) {
+	fail := func(err error) (net.Conn, *bufio.Reader, *http1.Response, func() bool, error) {
 		stop()
 		conn.Close()
 		return nil, nil, nil, nil, c.talkError(ctx, err)
@@ -210,7 +212,7 @@ func (c *Client) open(ctx context.Context, method, path string, body []byte) (ne
 		}
 	}
 	br := bufio.NewReaderSize(conn, 4096)
-	resp, err := readResponse(br)
+	resp, err := http1.ReadResponse(br, DefaultMaxHeader)
 	if err != nil {
 		return fail(err)
 	}
@@ -238,10 +240,10 @@ func (c *Client) talkError(ctx context.Context, err error) error {
 	if ctx.Err() != nil {
 		return fmt.Errorf("no answer from gaffer at %s: %w", c.Path, ctx.Err())
 	}
-	var se *statusError
+	var se *http1.StatusError
 	switch {
 	case errors.As(err, &se):
-		return fmt.Errorf("malformed answer from gaffer at %s: %s", c.Path, se.msg)
+		return fmt.Errorf("malformed answer from gaffer at %s: %s", c.Path, se.Msg)
 	case errors.Is(err, io.ErrUnexpectedEOF), errors.Is(err, io.EOF):
 		return fmt.Errorf("gaffer at %s closed the connection", c.Path)
 	}
@@ -250,65 +252,4 @@ func (c *Client) talkError(ctx context.Context, err error) error {
 		return fmt.Errorf("lost the connection to gaffer at %s: %w", c.Path, errno)
 	}
 	return fmt.Errorf("lost the connection to gaffer at %s: %w", c.Path, err)
-}
-
-// response is a parsed response head.
-type response struct {
-	code          int
-	contentLength int64 // -1 when absent
-	chunked       bool
-}
-
-// body returns the reader of the response's body.
-func (r *response) body(br *bufio.Reader) io.Reader {
-	switch {
-	case r.chunked:
-		return newChunkedReader(br, -1)
-	case r.contentLength >= 0:
-		return io.LimitReader(br, r.contentLength)
-	}
-	return br // delimited by the connection's close
-}
-
-// readResponse reads a response head, skipping 1xx interim responses.
-func readResponse(br *bufio.Reader) (*response, error) {
-	for {
-		budget := DefaultMaxHeader
-		line, err := readLine(br, &budget, 431)
-		if err != nil {
-			return nil, eofUnexpected(err)
-		}
-		// "HTTP/1.1 200 OK": the reason phrase may be empty.
-		if len(line) < 12 || !bytes.HasPrefix(line, []byte("HTTP/1.")) || line[8] != ' ' ||
-			!isDigit(line[9]) || !isDigit(line[10]) || !isDigit(line[11]) || (len(line) > 12 && line[12] != ' ') {
-			return nil, errStatus(502, "malformed status line")
-		}
-		resp := &response{code: int(line[9]-'0')*100 + int(line[10]-'0')*10 + int(line[11]-'0'), contentLength: -1}
-		for n := 0; ; n++ {
-			if line, err = readLine(br, &budget, 431); err != nil {
-				return nil, eofUnexpected(err)
-			}
-			if len(line) == 0 {
-				break
-			}
-			if n == maxHeaderLines {
-				return nil, errStatus(502, "too many header fields")
-			}
-			name, value, err := splitField(line)
-			if err != nil {
-				return nil, err
-			}
-			switch {
-			case equalFold(name, "content-length"):
-				if resp.contentLength, err = parseContentLength(value); err != nil {
-					return nil, err
-				}
-			case equalFold(name, "transfer-encoding"):
-				resp.chunked = equalFold(value, "chunked")
-			}
-		}
-		if resp.code >= 200 {
-			return resp, nil
-		}
-	}
 }

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"gaffer/core"
+	"gaffer/http1"
 )
 
 // Content types of responses.
@@ -21,6 +22,19 @@ const (
 	typeJSON    = "application/json"
 	typeJSONSeq = "application/x-ndjson" // one JSON document per line
 )
+
+// The HTTP/1.1 the server speaks: package http1 reads the requests, strictly (RFC 9112: just what
+// curl, net/http and gaffer's own client send, and a clear JSON 4xx for anything else).
+//
+//   - Connections: HTTP/1.1 ones stay open (keep-alive, pipelining answered in order) until the
+//     client sends "Connection: close", an error leaves the stream of requests out of sync, or
+//     IdleTimeout passes between requests; HTTP/1.0 requests get one answer and the close.
+//   - Request head: at most MaxHeader bytes, received within HeaderTimeout of the connection or
+//     of its first byte (408).
+//   - Request body: at most MaxBody bytes (413, before reading past the limit; with Expect:
+//     100-continue the 413 comes instead of the 100). An unread body ends the connection.
+//   - Responses carry Content-Length, except streams (JSON lines): chunked, one chunk per line,
+//     then "Connection: close"; close-delimited for HTTP/1.0.
 
 // exchange is one request and its response; one per connection, reset between requests.
 type exchange struct {
@@ -31,7 +45,7 @@ type exchange struct {
 	enc *json.Encoder // writes to buf
 	hdr []byte        // the response head being built
 
-	req     *request
+	req     *http1.Request
 	body    []byte
 	query   url.Values
 	name    string // the {name} of the route
@@ -52,7 +66,7 @@ func (x *exchange) reset() {
 func (s *Server) handle(x *exchange) {
 	defer func() {
 		if r := recover(); r != nil {
-			s.opts.Logf("api: panic in %s %s: %v\n%s", x.req.method, x.req.path, r, debug.Stack())
+			s.opts.Logf("api: panic in %s %s: %v\n%s", x.req.Method, x.req.Path, r, debug.Stack())
 			x.closing = true
 			if !x.wrote {
 				x.fail(errStatus(500, "internal error"))
@@ -60,7 +74,7 @@ func (s *Server) handle(x *exchange) {
 		}
 	}()
 	req := x.req
-	x.pending = req.hasBody()
+	x.pending = req.HasBody()
 	h, err := x.route()
 	if err != nil {
 		if x.pending {
@@ -70,23 +84,23 @@ func (s *Server) handle(x *exchange) {
 		return
 	}
 	if x.pending {
-		if !req.chunked && req.contentLength > s.opts.MaxBody {
+		if !req.Chunked && req.ContentLength > s.opts.MaxBody {
 			// Answer before a client that waits for 100 Continue sends the body.
 			x.closing = true
 			x.fail(errStatus(413, "request body too large (limit "+strconv.FormatInt(s.opts.MaxBody, 10)+" bytes)"))
 			return
 		}
-		if req.expectContinue && req.http11 {
+		if req.ExpectContinue && req.HTTP11 {
 			if x.write([]byte("HTTP/1.1 100 Continue\r\n\r\n")) != nil {
 				return
 			}
 			x.wrote = false
 		}
 		x.c.setReadDeadline(time.Now().Add(bodyTimeout))
-		body, err := readBody(x.br, req, s.opts.MaxBody)
+		body, err := http1.ReadBody(x.br, req, s.opts.MaxBody)
 		if err != nil {
 			x.closing = true
-			var se *statusError
+			var se *http1.StatusError
 			switch {
 			case errors.As(err, &se):
 				x.fail(err)
@@ -103,12 +117,15 @@ func (s *Server) handle(x *exchange) {
 	h(s, x)
 }
 
+// errStatus is an error answered with code and msg as they are.
+func errStatus(code int, msg string) error { return &http1.StatusError{Code: code, Msg: msg} }
+
 // errorStatus maps an error to its status code and message.
 func errorStatus(err error) (int, string) {
-	var se *statusError
+	var se *http1.StatusError
 	switch {
 	case errors.As(err, &se):
-		return se.code, se.msg
+		return se.Code, se.Msg
 	case errors.Is(err, core.ErrNotFound):
 		return 404, err.Error()
 	case errors.Is(err, core.ErrConflict), errors.Is(err, core.ErrUnavailable):
@@ -168,7 +185,7 @@ func (x *exchange) head(code int, ctype string) []byte {
 	h := append(x.hdr[:0], "HTTP/1.1 "...)
 	h = strconv.AppendInt(h, int64(code), 10)
 	h = append(h, ' ')
-	h = append(h, statusText(code)...)
+	h = append(h, http1.StatusText(code)...)
 	h = append(h, "\r\nContent-Type: "...)
 	h = append(h, ctype...)
 	h = append(h, "\r\n"...)
@@ -216,7 +233,7 @@ func (x *exchange) streamContext() (context.Context, context.CancelFunc) {
 // now is discarded, and its EOF (or any read error) cancels the stream.
 func (x *exchange) begin(cancel context.CancelFunc) *stream {
 	x.closing = true
-	st := &stream{x: x, chunked: x.req.http11, cancel: cancel, watched: make(chan struct{})}
+	st := &stream{x: x, chunked: x.req.HTTP11, cancel: cancel, watched: make(chan struct{})}
 	h := x.head(200, typeJSONSeq)
 	h = append(h, "Cache-Control: no-store\r\n"...)
 	if st.chunked {

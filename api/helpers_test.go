@@ -8,13 +8,13 @@ import (
 	"net"
 	"os"
 	"path/filepath"
-	"strings"
 	"sync"
 	"syscall"
 	"testing"
 	"time"
 
 	"gaffer/core"
+	"gaffer/http1"
 	"gaffer/stats"
 )
 
@@ -344,46 +344,18 @@ type rawResponse struct {
 	body   string
 }
 
-// readRawResponse reads one response (Content-Length or chunked) from br.
+// readRawResponse reads one response (Content-Length, chunked or to the close) from br.
 func readRawResponse(t testing.TB, br *bufio.Reader) rawResponse {
 	t.Helper()
-	line, err := br.ReadString('\n')
+	resp, err := http1.ReadResponse(br, DefaultMaxHeader)
 	if err != nil {
-		t.Fatalf("status line: %v", err)
+		t.Fatalf("response head: %v", err)
 	}
-	var r rawResponse
-	if _, err := fmt.Sscanf(line, "HTTP/1.1 %d ", &r.code); err != nil {
-		t.Fatalf("status line %q: %v", line, err)
-	}
-	r.header = map[string]string{}
-	for {
-		line, err := br.ReadString('\n')
-		if err != nil {
-			t.Fatalf("header: %v", err)
-		}
-		line = strings.TrimRight(line, "\r\n")
-		if line == "" {
-			break
-		}
-		k, v, _ := strings.Cut(line, ":")
-		r.header[strings.ToLower(k)] = strings.TrimSpace(v)
-	}
-	var body []byte
-	if r.header["transfer-encoding"] == "chunked" {
-		body, err = io.ReadAll(newChunkedReader(br, -1))
-	} else if cl, ok := r.header["content-length"]; ok {
-		var n int
-		fmt.Sscan(cl, &n)
-		body = make([]byte, n)
-		_, err = io.ReadFull(br, body)
-	} else {
-		body, err = io.ReadAll(br)
-	}
+	body, err := io.ReadAll(resp.Body(br))
 	if err != nil {
 		t.Fatalf("body: %v", err)
 	}
-	r.body = string(body)
-	return r
+	return rawResponse{resp.Code, resp.Header, string(body)}
 }
 
 // waitFor polls cond until it holds or the deadline passes.

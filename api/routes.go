@@ -32,7 +32,7 @@ type handler func(*Server, *exchange)
 // route finds the handler of the request's method and path, filling x.name, x.label and x.query.
 // Path segments are split before they are percent-decoded, so that a %2F stays inside a name.
 func (x *exchange) route() (handler, error) {
-	path := x.req.path
+	path := x.req.Path
 	if path == "" || path[0] != '/' {
 		return nil, errStatus(404, "no such route: "+path)
 	}
@@ -99,18 +99,18 @@ func (x *exchange) route() (handler, error) {
 	switch {
 	case get == nil && post == nil:
 		return nil, errStatus(404, "no such route: "+path)
-	case x.req.method == "GET" && get != nil:
+	case x.req.Method == "GET" && get != nil:
 		h = get
-	case x.req.method == "POST" && post != nil:
+	case x.req.Method == "POST" && post != nil:
 		h = post
 	default:
 		x.allow = "GET"
 		if post != nil {
 			x.allow = "POST"
 		}
-		return nil, errStatus(405, "method "+x.req.method+" not allowed on "+path+" (use "+x.allow+")")
+		return nil, errStatus(405, "method "+x.req.Method+" not allowed on "+path+" (use "+x.allow+")")
 	}
-	q, err := url.ParseQuery(x.req.query)
+	q, err := url.ParseQuery(x.req.Query)
 	if err != nil {
 		return nil, errStatus(400, "malformed query string")
 	}

@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"gaffer/core"
+	"gaffer/http1"
 	"gaffer/stats"
 
 	"golang.org/x/sys/unix"
@@ -368,7 +369,7 @@ func errorResponse(code int, msg string) []byte {
 	b = append(b, "HTTP/1.1 "...)
 	b = strconv.AppendInt(b, int64(code), 10)
 	b = append(b, ' ')
-	b = append(b, statusText(code)...)
+	b = append(b, http1.StatusText(code)...)
 	b = append(b, "\r\nContent-Type: "+typeJSON+"\r\nConnection: close\r\nContent-Length: "...)
 	b = strconv.AppendInt(b, int64(len(body)+1), 10)
 	b = append(b, "\r\n\r\n"...)
@@ -540,10 +541,10 @@ func (s *Server) serveConn(sc *conn, allowed bool) {
 			sc.setReadDeadline(time.Now().Add(s.opts.HeaderTimeout))
 		}
 		x.reset()
-		req, err := readRequest(br, s.opts.MaxHeader)
+		req, err := http1.ReadRequest(br, s.opts.MaxHeader)
 		if err != nil {
 			x.closing = true
-			var se *statusError
+			var se *http1.StatusError
 			switch {
 			case errors.As(err, &se):
 				x.fail(err)
@@ -558,7 +559,7 @@ func (s *Server) serveConn(sc *conn, allowed bool) {
 			return
 		}
 		x.req = req
-		x.closing = req.close
+		x.closing = req.Close
 		if !allowed {
 			x.closing = true
 			x.fail(errStatus(403, "permission denied: uid not allowed by socket_allow_uids"))

@@ -13,11 +13,13 @@ import (
 	"time"
 
 	"gaffer/core"
+	"gaffer/http1"
 	"gaffer/stats"
 )
 
-// openStream sends a request on a new connection and reads the head of a streamed answer.
-func openStream(t *testing.T, path, raw string) (net.Conn, *bufio.Reader, rawResponse) {
+// openStream sends a request on a new connection and reads the head of a streamed answer; its
+// body follows in br.
+func openStream(t *testing.T, path, raw string) (net.Conn, *bufio.Reader, *http1.Response) {
 	t.Helper()
 	c, err := net.Dial("unix", path)
 	if err != nil {
@@ -27,26 +29,11 @@ func openStream(t *testing.T, path, raw string) (net.Conn, *bufio.Reader, rawRes
 	c.SetDeadline(time.Now().Add(5 * time.Second))
 	io.WriteString(c, raw)
 	br := bufio.NewReader(c)
-	line, err := br.ReadString('\n')
+	head, err := http1.ReadResponse(br, DefaultMaxHeader)
 	if err != nil {
-		t.Fatal(err)
+		t.Fatalf("response head: %v", err)
 	}
-	r := rawResponse{header: map[string]string{}}
-	if r.code = status(line); r.code < 0 {
-		t.Fatalf("status line %q", line)
-	}
-	for {
-		line, err := br.ReadString('\n')
-		if err != nil {
-			t.Fatal(err)
-		}
-		if line = strings.TrimRight(line, "\r\n"); line == "" {
-			break
-		}
-		k, v, _ := strings.Cut(line, ":")
-		r.header[strings.ToLower(k)] = strings.TrimSpace(v)
-	}
-	return c, br, r
+	return c, br, head
 }
 
 // backendCtx waits for the ctx the backend got for a stream.
@@ -76,11 +63,11 @@ func TestEventsStreamEndsWhenClientLeaves(t *testing.T) {
 	s := startServer(t, b, nil)
 	for _, target := range []string{"/v1/events?follow=1", "/v1/events"} {
 		c, br, head := openStream(t, s.Path(), "GET "+target+" HTTP/1.1\r\nHost: x\r\n\r\n")
-		if head.code != 200 || head.header["transfer-encoding"] != "chunked" || head.header["content-type"] != "application/x-ndjson" {
+		if head.Code != 200 || head.Header["transfer-encoding"] != "chunked" || head.Header["content-type"] != "application/x-ndjson" {
 			t.Fatalf("head %+v", head)
 		}
 		ctx := backendCtx(t, b)
-		cr := bufio.NewReader(newChunkedReader(br, -1))
+		cr := bufio.NewReader(head.Body(br))
 		for i := range 3 {
 			b.events <- core.Event{Kind: "spawn", Name: "web", Pid: 100 + i}
 			line, err := cr.ReadString('\n')
@@ -103,11 +90,11 @@ func TestLogsFollow(t *testing.T) {
 	b.logs = make(chan core.LogLine)
 	s := startServer(t, b, nil)
 	c, br, head := openStream(t, s.Path(), "GET /v1/processes/web/logs?follow=1&tail=2 HTTP/1.1\r\nHost: x\r\n\r\n")
-	if head.code != 200 || head.header["transfer-encoding"] != "chunked" {
+	if head.Code != 200 || head.Header["transfer-encoding"] != "chunked" {
 		t.Fatalf("head %+v", head)
 	}
 	ctx := backendCtx(t, b)
-	cr := bufio.NewReader(newChunkedReader(br, -1))
+	cr := bufio.NewReader(head.Body(br))
 	for _, want := range []string{"line 0", "line 1"} {
 		if line, err := cr.ReadString('\n'); err != nil || !strings.Contains(line, want) {
 			t.Fatalf("tail: %q %v, want %s", line, err, want)
@@ -143,10 +130,10 @@ func TestStatsWatch(t *testing.T) {
 		{"/v1/processes/web/stats?watch=1&interval=0.1", `"name":"web","pid":101`},
 	} {
 		c, br, head := openStream(t, s.Path(), "GET "+tt.target+" HTTP/1.1\r\nHost: x\r\n\r\n")
-		if head.code != 200 {
+		if head.Code != 200 {
 			t.Fatalf("%s: %+v", tt.target, head)
 		}
-		cr := bufio.NewReader(newChunkedReader(br, -1))
+		cr := bufio.NewReader(head.Body(br))
 		start := time.Now()
 		for i := range 3 {
 			line, err := cr.ReadString('\n')
@@ -204,7 +191,7 @@ func TestHTTP10Stream(t *testing.T) {
 	b.events = make(chan core.Event)
 	s := startServer(t, b, nil)
 	c, br, head := openStream(t, s.Path(), "GET /v1/events HTTP/1.0\r\n\r\n")
-	if head.code != 200 || head.header["transfer-encoding"] != "" || head.header["connection"] != "close" {
+	if head.Code != 200 || head.Header["transfer-encoding"] != "" || head.Header["connection"] != "close" {
 		t.Fatalf("head %+v", head)
 	}
 	ctx := backendCtx(t, b)
@@ -280,14 +267,14 @@ func TestStreamSaysDropped(t *testing.T) {
 		}, `"detail":"%s"`},
 	} {
 		c, br, head := openStream(t, s.Path(), "GET "+tt.target+" HTTP/1.1\r\nHost: x\r\n\r\n")
-		if head.code != 200 {
+		if head.Code != 200 {
 			t.Fatalf("%s: %+v", tt.target, head)
 		}
 		ctx := backendCtx(t, b)
 		if core.StreamBudgetFrom(ctx) != s.streams {
 			t.Errorf("%s: the backend's ctx does not carry the server's stream budget", tt.target)
 		}
-		cr := bufio.NewReader(newChunkedReader(br, -1))
+		cr := bufio.NewReader(head.Body(br))
 		expect := func(want string) {
 			t.Helper()
 			line, err := cr.ReadString('\n')
