@@ -51,7 +51,7 @@ func (r *chunkedReader) Read(p []byte) (int, error) {
 // last chunk and its trailers.
 func (r *chunkedReader) next() error {
 	if r.crlf {
-		line, err := readLine(r.br, &r.framing, 413)
+		line, err := readLine(r.br, &r.framing, 413, "request header too large")
 		if err != nil {
 			return eofUnexpected(err)
 		}
@@ -60,7 +60,7 @@ func (r *chunkedReader) next() error {
 		}
 		r.crlf = false
 	}
-	line, err := readLine(r.br, &r.framing, 413)
+	line, err := readLine(r.br, &r.framing, 413, "request header too large")
 	if err != nil {
 		return eofUnexpected(err)
 	}
@@ -89,7 +89,7 @@ func (r *chunkedReader) next() error {
 	}
 	if size == 0 {
 		for {
-			line, err := readLine(r.br, &r.framing, 413)
+			line, err := readLine(r.br, &r.framing, 413, "request header too large")
 			if err != nil {
 				return eofUnexpected(err)
 			}

@@ -87,16 +87,16 @@ func StatusText(code int) string {
 }
 
 // readLine returns the next line without its CRLF (a bare LF ends a line too, RFC 9112 2.2),
-// charging the bytes read to *budget; over budget it fails with status tooLong. The line may alias
-// br's buffer: it is valid until the next read. At EOF it returns io.EOF when nothing was read, else
-// io.ErrUnexpectedEOF.
-func readLine(br *bufio.Reader, budget *int, tooLong int) ([]byte, error) {
+// charging the bytes read to *budget; over budget it fails with status tooLong and message msg.
+// The line may alias br's buffer: it is valid until the next read. At EOF it returns io.EOF when
+// nothing was read, else io.ErrUnexpectedEOF.
+func readLine(br *bufio.Reader, budget *int, tooLong int, msg string) ([]byte, error) {
 	var acc []byte
 	for {
 		frag, err := br.ReadSlice('\n')
 		*budget -= len(frag)
 		if *budget < 0 {
-			return nil, errStatus(tooLong, "request header too large")
+			return nil, errStatus(tooLong, msg)
 		}
 		switch err {
 		case nil:

@@ -31,7 +31,7 @@ func ReadRequest(br *bufio.Reader, maxHeader int) (*Request, error) {
 	var err error
 	// RFC 9112 2.2: a server SHOULD ignore at least one empty line before the request line.
 	for blank := 0; ; blank++ {
-		if line, err = readLine(br, &budget, 431); err != nil {
+		if line, err = readLine(br, &budget, 431, "request header too large"); err != nil {
 			return nil, err
 		}
 		if len(line) > 0 {
@@ -50,7 +50,7 @@ func ReadRequest(br *bufio.Reader, maxHeader int) (*Request, error) {
 		te    []byte
 	)
 	for n := 0; ; n++ {
-		if line, err = readLine(br, &budget, 431); err != nil {
+		if line, err = readLine(br, &budget, 431, "request header too large"); err != nil {
 			if err == io.EOF {
 				err = io.ErrUnexpectedEOF
 			}

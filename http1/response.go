@@ -24,7 +24,7 @@ type Response struct {
 func ReadResponse(br *bufio.Reader, maxHeader int) (*Response, error) {
 	budget := maxHeader
 	for {
-		line, err := readLine(br, &budget, 431)
+		line, err := readLine(br, &budget, 431, "response head too large")
 		if err != nil {
 			return nil, eofUnexpected(err)
 		}
@@ -39,7 +39,7 @@ func ReadResponse(br *bufio.Reader, maxHeader int) (*Response, error) {
 			Header:        map[string]string{},
 		}
 		for n := 0; ; n++ {
-			if line, err = readLine(br, &budget, 431); err != nil {
+			if line, err = readLine(br, &budget, 431, "response head too large"); err != nil {
 				return nil, eofUnexpected(err)
 			}
 			if len(line) == 0 {

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"gaffer/config"
+	"gaffer/http1"
 )
 
 // probeOnce checks readiness once. exec probes are not handled here: they start a child, which
@@ -33,6 +34,9 @@ func probeOnce(ctx context.Context, p config.Probe) error {
 	}
 	return fmt.Errorf("unknown probe %q", p.Kind)
 }
+
+// probeMaxHead bounds the response head an HTTP probe reads (status line and fields, 1xx included).
+const probeMaxHead = 64 << 10
 
 // httpGet asks for target and wants a 2xx status. It speaks just enough HTTP/1.1 for a probe:
 // importing net/http would add its start-up cost to every gaffer, also `gaffer --`, which needs
@@ -74,16 +78,13 @@ func httpGet(ctx context.Context, target string) error {
 	if _, err := fmt.Fprintf(conn, "GET %s HTTP/1.1\r\nHost: %s\r\nUser-Agent: gaffer-probe\r\nConnection: close\r\n\r\n", path, u.Host); err != nil {
 		return err
 	}
-	status, err := bufio.NewReader(conn).ReadString('\n')
+	// The head only: the status says it all, and the body may be long, or never come.
+	resp, err := http1.ReadResponse(bufio.NewReader(conn), probeMaxHead)
 	if err != nil {
 		return fmt.Errorf("read status: %w", err)
 	}
-	f := strings.Fields(status)
-	if len(f) < 2 || !strings.HasPrefix(f[0], "HTTP/") {
-		return fmt.Errorf("bad status line %q", strings.TrimSpace(status))
-	}
-	if len(f[1]) != 3 || f[1][0] != '2' {
-		return fmt.Errorf("status %s", f[1])
+	if resp.Code < 200 || resp.Code > 299 {
+		return fmt.Errorf("status %d", resp.Code)
 	}
 	return nil
 }
