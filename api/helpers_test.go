@@ -358,18 +358,6 @@ func readRawResponse(t testing.TB, br *bufio.Reader) rawResponse {
 	return rawResponse{resp.Code, resp.Header, string(body)}
 }
 
-// waitFor polls cond until it holds or the deadline passes.
-func waitFor(t testing.TB, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-}
-
 // status returns the code of a raw response's status line, or -1.
 func status(raw string) int {
 	var code int

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"gaffer/internal/testutil"
 	"io"
 	"net"
 	"os"
@@ -192,7 +193,7 @@ func TestSlowBody(t *testing.T) {
 	defer c.Close()
 	c.SetDeadline(time.Now().Add(5 * time.Second))
 	io.WriteString(c, "POST /v1/processes/web/stdin HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\nab")
-	waitFor(t, "the request to be read", func() bool {
+	testutil.WaitFor(t, 5*time.Second, "the request to be read", func() bool {
 		s.mu.Lock()
 		defer s.mu.Unlock()
 		return len(s.conns) == 1
@@ -283,13 +284,13 @@ func TestMaxConns(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer c1.Close()
-	waitFor(t, "the first connection", func() bool { return servedConns(s) == 1 })
+	testutil.WaitFor(t, 5*time.Second, "the first connection", func() bool { return servedConns(s) == 1 })
 	out := roundTrip(t, s.Path(), "GET /v1/info HTTP/1.1\r\nHost: x\r\n\r\n")
 	if status(out) != 503 || !strings.Contains(out, "\r\nConnection: close\r\n") || !strings.HasSuffix(out, "{\"error\":\"too many connections\"}\n") {
 		t.Errorf("got %q", out)
 	}
 	c1.Close()
-	waitFor(t, "the first connection to end", func() bool { return servedConns(s) == 0 })
+	testutil.WaitFor(t, 5*time.Second, "the first connection to end", func() bool { return servedConns(s) == 0 })
 	if out := roundTrip(t, s.Path(), "GET /v1/info HTTP/1.0\r\n\r\n"); status(out) != 200 {
 		t.Errorf("got %q", out)
 	}
@@ -595,7 +596,7 @@ func TestCloseIsQuick(t *testing.T) {
 	watch, _ := net.Dial("unix", path)
 	defer watch.Close()
 	io.WriteString(watch, "GET /v1/stats?watch=1 HTTP/1.1\r\nHost: x\r\n\r\n")
-	waitFor(t, "three connections", func() bool {
+	testutil.WaitFor(t, 5*time.Second, "three connections", func() bool {
 		s.mu.Lock()
 		defer s.mu.Unlock()
 		return len(s.conns) == 3

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"gaffer/internal/testutil"
 	"io"
 	"net"
 	"strings"
@@ -78,7 +79,7 @@ func TestEventsStreamEndsWhenClientLeaves(t *testing.T) {
 		c.Close()
 		waitDone(t, target, ctx)
 	}
-	waitFor(t, "the connections to end", func() bool {
+	testutil.WaitFor(t, 5*time.Second, "the connections to end", func() bool {
 		s.mu.Lock()
 		defer s.mu.Unlock()
 		return len(s.conns) == 0
