@@ -18,8 +18,10 @@ import (
 	"github.com/creack/pty"
 )
 
-// ttyWait bounds every wait for output, a process state or an exit in these tests.
-const ttyWait = 5 * time.Second
+// ttyWait bounds every wait for output, a process state or an exit in these tests. Nothing waits
+// for something not to happen, so it is only as long as a busy machine needs: with two cpus spun
+// and other tests running, 5 s was too short to see gaffer's child print its first line.
+const ttyWait = 30 * time.Second
 
 // ttyRun is a process started by a test as the session leader of a fresh pty, whose output is
 // read from the master side.
