@@ -1,30 +1,42 @@
 #!/usr/bin/env bash
-# Relay throughput: gaffer's relay package against the raw pipe (cat), s6-log and supervisord
-# relaying to /dev/stdout, side by side in one run; 1 GiB in 1 KiB lines and 10M lines of 16
-# bytes, written in 64 KiB writes. Once into /dev/null (as the numbers in issue 3 were taken), once
-# into a pipe that the program drains and counts (every line must come out). About 3 minutes.
+# Relay throughput into a pipe that a separate process reads and counts (as `docker logs` or a log
+# shipper reads a container's output): `gaffer up` (the release binary, one process writing lines)
+# side by side with the raw pipe (producer | count), cat and go-min (the smallest Go relay that
+# prefixes lines: the floor of a relay in Go), s6-log (`s6-log -- 1`, Debian's s6) and supervisord
+# (stdout_logfile=/dev/stdout); 1 GiB in 1 KiB lines and 10M lines of 16 bytes, written in 64 KiB
+# writes; runs interleaved, medians with their spread, ratios. About 5 minutes with REPS=5.
 #
-#   bench/relay/run.sh                          REPS=3 SINKS="null pipe"
-#   REPS=1 SINKS=null bench/relay/run.sh -gib 0.25 -lines 2000000   flags go to bench/relay
-#   bench/relay/run.sh -extra 'gaffer up=...'   one more contender, reading $PRODUCER
+#   bench/relay/run.sh                        REPS=5; GAFFER=/path/to/gaffer to measure a given binary
+#   SMOKE=1 bench/relay/run.sh                16 MiB and 200k lines, once: checks that it all works
+#   STRACE=1 bench/relay/run.sh               also strace -f -c of gaffer up (and its producer)
+#   bench/relay/run.sh -gib 0.5 -lines 2000000 -only 'raw pipe,gaffer up'   flags go to bench/relay
 set -euo pipefail
 # shellcheck source=bench/lib.sh
 source "$(dirname "$0")/../lib.sh"
 bench_traps
 
-REPS=${REPS:-3}
-SINKS=${SINKS:-null pipe}
+REPS=${REPS:-5}
+SMOKE=${SMOKE:-0}
+STRACE=${STRACE:-0}
 
-need cat s6-log supervisord
+if ! command -v s6-log >/dev/null 2>&1 || ! command -v supervisord >/dev/null 2>&1; then
+	die "missing: s6-log or supervisord (apt-get install -y s6 supervisor)"
+fi
+flags=(-reps "$REPS")
+if [[ $SMOKE == 1 ]]; then
+	flags=(-smoke)
+fi
+build_gaffer
 build_tool relay
 mkdir -p "$OUT_DIR"
+if [[ $STRACE == 1 ]]; then
+	need strace
+	flags+=(-strace "$OUT_DIR")
+fi
 out=$OUT_DIR/relay.txt
-echo "# $(date -u +%Y-%m-%dT%H:%M:%SZ) load $(cut -d' ' -f1-3 /proc/loadavg)" >"$out"
+machine_info >"$out"
+echo "bench: relay into a counting pipe, results in $OUT_DIR" >&2
 rc=0
-for sink in $SINKS; do
-	echo "bench: relay, sink $sink" >&2
-	run_child "$BIN_DIR/relay" -reps "$REPS" -sink "$sink" "$@" >>"$out" || rc=$?
-	echo >>"$out"
-done
+run_child "$BIN_DIR/relay" "${flags[@]}" -gaffer "$GAFFER" -raw "$OUT_DIR/relay-runs.tsv" "$@" >>"$out" || rc=$?
 cat "$out"
 exit "$rc"
