@@ -193,8 +193,8 @@ func (c *Collector) run(cl *call) {
 	close(cl.done)
 }
 
-// collect runs one collection. gopsutil parses /proc files by index; a panic in there must never
-// take PID 1 down, so it becomes an error.
+// collect runs one collection. gopsutil (the machine's memory) parses /proc files by index; a
+// panic in there must never take PID 1 down, so it becomes an error.
 func (c *Collector) collect(ctx context.Context, pids map[string]int) (snap Snapshot, err error) {
 	defer func() {
 		if r := recover(); r != nil {

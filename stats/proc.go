@@ -13,7 +13,6 @@ import (
 	"time"
 
 	"github.com/shirou/gopsutil/v3/mem"
-	"github.com/shirou/gopsutil/v3/process"
 	"golang.org/x/sys/unix"
 )
 
@@ -46,7 +45,7 @@ type worker struct {
 	queue    []int            // breadth-first walk of a tree
 	prev     map[int]sample   // cpu samples of the previous collection
 	next     map[int]sample   // cpu samples of this collection
-	buf      []byte           // read buffer for /proc/PID/stat
+	buf      []byte           // read buffer for the files of /proc/PID
 	uptime   float64          // seconds since boot, read once per collection when needed
 
 	afterScan func() // tests: runs between the scan and the measurements
@@ -63,7 +62,7 @@ func (w *worker) init() {
 	w.measured = map[int]measured{}
 	w.prev = map[int]sample{}
 	w.next = map[int]sample{}
-	w.buf = make([]byte, 1024)
+	w.buf = make([]byte, 4096)
 }
 
 // collect measures the trees of pids and gaffer's own process (self) at now.
@@ -91,7 +90,7 @@ func (w *worker) collect(ctx context.Context, now time.Time, self int, pids map[
 		if _, ok := w.byPid[root]; !ok || root <= 0 {
 			continue // not running any more
 		}
-		m, first := w.measure(ctx, root, now, total)
+		m, first := w.measure(root, now, total)
 		if m.gone {
 			continue // vanished: its orphans belong to no one now
 		}
@@ -103,13 +102,13 @@ func (w *worker) collect(ctx context.Context, now time.Time, self int, pids map[
 		for i := 0; i < len(w.queue) && len(w.queue) <= len(w.recs); i++ {
 			pid := w.queue[i]
 			w.queue = w.children(pid, w.queue)
-			if m, first := w.measure(ctx, pid, now, total); !m.gone {
+			if m, first := w.measure(pid, now, total); !m.gone {
 				count(&e, &snap.Total, &m, first)
 			}
 		}
 		snap.Processes = append(snap.Processes, e)
 	}
-	if m, _ := w.measure(ctx, self, now, total); !m.gone {
+	if m, _ := w.measure(self, now, total); !m.gone {
 		snap.Gaffer = m.Proc
 	}
 
@@ -156,11 +155,11 @@ func (w *worker) children(pid int, dst []int) []int {
 
 // measure returns pid's numbers, measuring it the first time it is asked for in this collection
 // (first is then true). memTotal is the machine's memory, for memory_percent.
-func (w *worker) measure(ctx context.Context, pid int, now time.Time, memTotal uint64) (m measured, first bool) {
+func (w *worker) measure(pid int, now time.Time, memTotal uint64) (m measured, first bool) {
 	if m, ok := w.measured[pid]; ok {
 		return m, false
 	}
-	if err := w.read(ctx, pid, now, memTotal, &m.Proc); err != nil {
+	if err := w.read(pid, now, memTotal, &m.Proc); err != nil {
 		m.gone = true
 	}
 	w.measured[pid] = m
@@ -171,10 +170,8 @@ func (w *worker) measure(ctx context.Context, pid int, now time.Time, memTotal u
 // read (io of another user's process without CAP_SYS_PTRACE) stay 0.
 //
 // The cpu times and the thread count come from the scan of /proc/PID/stat, which had to read
-// that file anyway: gopsutil's Times reads it again and, on every call, /proc/stat and
-// /proc/uptime for the boot time, and its NumThreads reads /proc/PID/status, which
-// NumCtxSwitches reads too. The numbers are the same; the collection costs a third less.
-func (w *worker) read(ctx context.Context, pid int, now time.Time, memTotal uint64, p *Proc) error {
+// that file anyway; the rest from statm, fd, io and status (see procfs.go).
+func (w *worker) read(pid int, now time.Time, memTotal uint64, p *Proc) error {
 	r, ok := w.byPid[pid]
 	if !ok {
 		return errVanished
@@ -183,28 +180,27 @@ func (w *worker) read(ctx context.Context, pid int, now time.Time, memTotal uint
 	p.CPUChildrenS = float64(r.cutime+r.cstime) / clockTicks
 	p.NumThreads = r.threads
 
-	proc := process.Process{Pid: int32(pid)}
-	mi, err := proc.MemoryInfoWithContext(ctx)
+	rss, vms, err := memory(pid, &w.buf)
 	if gone(err) {
 		return errVanished
 	} else if err == nil {
-		p.MemoryRSS, p.MemoryVMS = mi.RSS, mi.VMS
+		p.MemoryRSS, p.MemoryVMS = rss, vms
 		if memTotal > 0 {
-			// What MemoryPercent computes, without reading /proc/meminfo once per process.
-			p.MemoryPercent = 100 * float64(mi.RSS) / float64(memTotal)
+			// What gopsutil's MemoryPercent computes, without reading /proc/meminfo per process.
+			p.MemoryPercent = 100 * float64(rss) / float64(memTotal)
 		}
 	}
-	if n, err := proc.NumFDsWithContext(ctx); err == nil {
+	if n, err := numFDs(pid, &w.buf); err == nil {
 		p.NumFDs = n
 	}
-	if io, err := proc.IOCountersWithContext(ctx); err == nil {
-		p.IOReadBytes, p.IOWriteBytes = io.ReadBytes, io.WriteBytes
+	if rd, wr, err := ioBytes(pid, &w.buf); err == nil {
+		p.IOReadBytes, p.IOWriteBytes = rd, wr
 	}
-	cs, err := proc.NumCtxSwitchesWithContext(ctx)
+	cs, err := ctxSwitches(pid, &w.buf)
 	if gone(err) {
 		return errVanished
 	} else if err == nil {
-		p.CtxSwitches = cs.Voluntary + cs.Involuntary
+		p.CtxSwitches = cs
 	}
 	p.CPUPercent = w.cpuPercent(pid, r, now)
 	return nil

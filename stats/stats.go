@@ -1,7 +1,7 @@
-// Package stats measures processes with gopsutil (the seed's psutil): cpu, memory, threads, fds,
-// io and context switches, for one process and summed over its descendants. Results are cached
-// for a short time and every collection is bounded in time, so that clients asking often never
-// make PID 1 busy.
+// Package stats measures processes from /proc, the files and fields gopsutil (the seed's psutil)
+// reads: cpu, memory, threads, fds, io and context switches, for one process and summed over its
+// descendants; the machine's memory comes from gopsutil. Results are cached for a short time and
+// every collection is bounded in time, so that clients asking often never make PID 1 busy.
 package stats
 
 import "time"
