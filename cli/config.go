@@ -6,6 +6,7 @@ import (
 	"os"
 
 	"gaffer/config"
+	pid1 "gaffer/init"
 
 	"github.com/urfave/cli/v2"
 )
@@ -41,5 +42,28 @@ func loadConfig(c *cli.Context, dir string) (*config.Config, error) {
 		}
 		return nil, exitCode{code: 2}
 	}
+	if bad := refuseHTTPS(cfg); len(bad) > 0 {
+		for _, line := range bad {
+			fmt.Fprintln(c.App.ErrWriter, line)
+		}
+		return nil, exitCode{code: 2}
+	}
 	return cfg, nil
+}
+
+// refuseHTTPS lists, as FILE:LINE: message, the https readiness probes of cfg when this gaffer
+// was built without TLS (pid1.HTTPSProbes): they could never succeed, so the config is refused
+// before anything starts rather than each process failing its probe until ready_timeout.
+func refuseHTTPS(cfg *config.Config) []string {
+	if pid1.HTTPSProbes {
+		return nil
+	}
+	var out []string
+	for _, p := range cfg.Processes {
+		if p.Ready.Kind == config.ProbeHTTPS {
+			out = append(out, fmt.Sprintf("%s:%d: process.%s.ready: %q: this gaffer was built without TLS (build with -tags gaffer_tls for https probes); use http://, tcp:// or exec: with a client in the image",
+				cfg.File, p.Line, p.Name, p.Ready.Target))
+		}
+	}
+	return out
 }
