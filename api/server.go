@@ -18,6 +18,7 @@ import (
 
 	"gaffer/core"
 	"gaffer/http1"
+	"gaffer/sockfile"
 	"gaffer/stats"
 
 	"golang.org/x/sys/unix"
@@ -87,7 +88,7 @@ type Options struct {
 type Server struct {
 	opts     Options
 	ln       *net.UnixListener
-	sock     *socketFile // Close removes only the file it created
+	sock     *sockfile.File // Close removes only the file it created
 	selfUID  int
 	reserved int             // connections kept for root and selfUID
 	ctx      context.Context // cancelled by Close: ends streams and waits
@@ -429,7 +430,7 @@ func (s *Server) Close() error {
 		sc.shutdown() // wakes idle readers; handlers see the cancelled ctx
 	}
 	s.mu.Unlock()
-	s.sock.remove()
+	s.sock.Remove()
 	done := make(chan struct{})
 	go func() { s.wg.Wait(); close(done) }()
 	t := time.NewTimer(closeGrace)
