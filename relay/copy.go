@@ -25,6 +25,16 @@ const (
 	// flushAt bounds the formatted output of one read: beyond it, Copy writes what it has (whole
 	// lines) and goes on, so that many tiny lines cannot grow the buffer without bound.
 	flushAt = 128 << 10
+	// busyPipe is the size Copy grows the pipe of a busy stream to, and the Writer its destination
+	// when that is a pipe: with 64 KiB pipes the child, gaffer and the reader of gaffer's output
+	// take turns on every 64 KiB; with 1 MiB they run side by side. The pages are the kernel's,
+	// taken only while the pipe holds data, at most this many bytes.
+	busyPipe = 1 << 20
+	// maxBusyPipes bounds the streams of one Writer whose pipes are grown at once, so that many
+	// busy processes behind a stuck destination hold at most this many MiB of the kernel's memory
+	// more than with default pipes (and an unprivileged gaffer stays well within the per-user
+	// limit of pipe pages, fs.pipe-user-pages-soft, 64 MiB by default).
+	maxBusyPipes = 8
 )
 
 // Copy reads r until EOF or a read error and writes every line of it, formatted for src, to the
@@ -39,9 +49,17 @@ const (
 //
 // Memory is bounded: a stream that writes little uses 4 KiB buffers; a busy one a read buffer of
 // 128 KiB and an output buffer of about 128 KiB (more only for a single long line in JSON, where
-// escaping can grow it up to six times).
+// escaping can grow it up to six times). When r is a pipe and the stream gets busy, Copy grows
+// the pipe to 1 MiB (for at most 8 streams of a Writer at a time), and the Writer its
+// destination, when that is a pipe: see busyPipe.
 func (w *Writer) Copy(r io.Reader, src Source) error {
 	s := newStream(w, src, 0)
+	grown := false
+	defer func() {
+		if grown {
+			w.busyPipes.Add(-1)
+		}
+	}()
 	buf := make([]byte, smallBuf)
 	start, end := 0, 0 // buf[start:end] is a partial line waiting for its end
 	full := false      // the last read filled the buffer
@@ -57,6 +75,10 @@ func (w *Writer) Copy(r io.Reader, src Source) error {
 		// Busy, or a long line pending: from now on, the full-size buffer.
 		if len(buf) < bufSize && (full || end > len(buf)/2) {
 			buf = append(make([]byte, 0, bufSize), buf[:end]...)[:bufSize]
+			if full {
+				grown = w.growSource(r)
+				w.growDest()
+			}
 		}
 		p := buf[end:]
 		if late != nil {
@@ -125,6 +147,51 @@ func pending(r io.Reader) int {
 		return 0
 	}
 	return n
+}
+
+// growSource grows the pipe r to busyPipe, within the Writer's budget of grown pipes; it reports
+// whether it took a share of the budget, to be given back when the stream ends.
+func (w *Writer) growSource(r io.Reader) bool {
+	if w.busyPipes.Add(1) > maxBusyPipes {
+		w.busyPipes.Add(-1)
+		return false
+	}
+	if growPipe(r, busyPipe) != nil {
+		w.busyPipes.Add(-1)
+		return false
+	}
+	return true
+}
+
+// growDest grows the destination to busyPipe when it is a pipe, once: the first stream that gets
+// busy asks.
+func (w *Writer) growDest() {
+	if !w.destGrown.Swap(true) {
+		_ = growPipe(w.w, busyPipe)
+	}
+}
+
+// growPipe makes the pipe f at least size bytes (F_SETPIPE_SZ), never smaller. It fails when f is
+// no pipe (a file, a terminal, a socket) or the kernel refuses (an unprivileged process beyond
+// fs.pipe-max-size or its share of pipe pages): the pipe then keeps its size.
+func growPipe(f any, size int) error {
+	sc, ok := f.(interface {
+		SyscallConn() (syscall.RawConn, error)
+	})
+	if !ok {
+		return errors.New("not a file")
+	}
+	rc, err := sc.SyscallConn()
+	if err != nil {
+		return err
+	}
+	cerr := rc.Control(func(fd uintptr) {
+		var cur int
+		if cur, err = unix.FcntlInt(fd, unix.F_GETPIPE_SZ, 0); err == nil && cur < size {
+			_, err = unix.FcntlInt(fd, unix.F_SETPIPE_SZ, size)
+		}
+	})
+	return errors.Join(cerr, err)
 }
 
 // stream formats the lines of one Source; it belongs to one goroutine.

@@ -153,6 +153,8 @@ type Writer struct {
 	dropped   atomic.Int64 // bytes that could not be written: write errors, Abandon, full event queue
 	progress  atomic.Int64 // Unix nanoseconds of the last completed write
 	abandoned atomic.Bool  // Abandon was called: every later byte is dropped
+	busyPipes atomic.Int64 // streams whose pipes Copy has grown and not yet given up
+	destGrown atomic.Bool  // growing the destination's pipe was tried
 
 	evMu          sync.Mutex
 	events        []byte        // guarded by evMu; formatted event lines not yet written
