@@ -138,6 +138,7 @@ func newApp(version string, sigs Signals, stderr io.Writer) *cli.App {
 			checkCommand(),
 		}, clientCommands()...),
 	}
+	cacheNames(app.Commands)
 	return app
 }
 
