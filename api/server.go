@@ -593,16 +593,6 @@ func isTimeout(err error) bool {
 	return errors.Is(err, os.ErrDeadlineExceeded) || (errors.As(err, &ne) && ne.Timeout())
 }
 
-// unwrapSyscall reduces net and os errors to their errno, whose message reads well after a
-// subject ("cannot listen on /run/gaffer.sock: permission denied").
-func unwrapSyscall(err error) error {
-	var errno syscall.Errno
-	if errors.As(err, &errno) {
-		return errno
-	}
-	return err
-}
-
 // newExchange makes the per-connection state of request handling.
 func (s *Server) newExchange(sc *conn) *exchange {
 	x := &exchange{s: s, c: sc, buf: new(bytes.Buffer)}
