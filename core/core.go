@@ -53,7 +53,21 @@ type Process struct {
 	Ready      bool      `json:"ready"`    // counts for /healthz
 	Oneshot    bool      `json:"oneshot"`
 	Streams    []string  `json:"streams"` // labels that /logs serves: "out", "err" (or their redirect_output labels) and custom streams
+
+	// ExitReason says how the last run ended: ExitReasonExit, ExitReasonSignal, or ExitReasonOOM
+	// (SIGKILL by the kernel's OOM killer); "" before the first exit.
+	ExitReason string `json:"exit_reason"`
+	// OOMKills counts the OOM kills gaffer saw in the process's tree: of the process itself, or
+	// of a process it forked.
+	OOMKills int `json:"oom_kills"`
 }
+
+// Values of Process.ExitReason.
+const (
+	ExitReasonExit   = "exit"   // it exited by itself (or could not start)
+	ExitReasonSignal = "signal" // a signal ended it
+	ExitReasonOOM    = "oom"    // the OOM killer ended it
+)
 
 // LogLine is one line of a process's output, kept in a ring buffer per process.
 type LogLine struct {
