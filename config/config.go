@@ -7,6 +7,8 @@ import (
 	"os"
 	"syscall"
 	"time"
+
+	"gaffer/listen"
 )
 
 // Config is a whole validated configuration.
@@ -69,6 +71,12 @@ type Process struct {
 	CustomStreams  []string
 	TTY            bool
 	Detach         bool
+
+	// The systemd protocols (sd_notify, socket activation).
+	Watchdog    time.Duration // 0: none; else WATCHDOG=1 must come at least this often
+	Listen      []listen.Addr // sockets opened before the process starts, passed as fd 3, 4 ...
+	ListenNames []string      // their names in LISTEN_FDNAMES; nil: the process's name for each
+	ListenMode  os.FileMode   // mode of its Unix socket files; 0: 0777 less gaffer's umask
 }
 
 // Defaults filled in by Load for what a file leaves out.
@@ -121,12 +129,13 @@ const (
 
 // Values of Probe.Kind.
 const (
-	ProbeNone  = "none"
-	ProbeTCP   = "tcp"
-	ProbeHTTP  = "http"
-	ProbeHTTPS = "https"
-	ProbeFile  = "file"
-	ProbeExec  = "exec"
+	ProbeNone   = "none"
+	ProbeTCP    = "tcp"
+	ProbeHTTP   = "http"
+	ProbeHTTPS  = "https"
+	ProbeFile   = "file"
+	ProbeExec   = "exec"
+	ProbeNotify = "notify" // READY=1 on the notify socket (sd_notify)
 )
 
 // DefaultSettings are the settings of a file without a [settings] table.

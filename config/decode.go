@@ -243,6 +243,7 @@ func processKeys() []string {
 		"restart", "success_codes", "backoff", "backoff_max", "max_restarts", "restart_window",
 		"on_end", "oneshot", "after", "ready", "ready_timeout", "stop_signal", "stop_timeout",
 		"redirect_output", "redirect_input", "custom_streams", "tty", "detach",
+		"watchdog", "listen", "listen_names", "listen_mode",
 	}
 }
 
@@ -556,6 +557,7 @@ func (d *decoder) process(name string, k keyPath, t map[string]any, grace time.D
 			p.CustomStreams = labels
 		}
 	}
+	d.systemd(&p, k, get)
 	d.contradictions(&p, k)
 	return p
 }

@@ -5,19 +5,22 @@ import (
 	"encoding/json"
 	"fmt"
 	"math"
+	"os"
 	"reflect"
 	"slices"
 	"strconv"
 	"time"
 
+	"gaffer/listen"
 	"gaffer/signals"
 	"gaffer/spawn"
 )
 
 // ToDict is the process as the Python gaffer's ProcessConfig.to_dict has it (name, cmd, args,
 // env, cwd, detach, shell, redirect_output, redirect_input, custom_streams; uid and gid are one
-// user SPEC here), plus gaffer's own keys. Durations are strings ("10s"), the stop signal a name
-// ("TERM"), the probe as written ("tcp://127.0.0.1:80"), unset user and cwd nil. Line is not in it.
+// user SPEC here), plus gaffer's own keys; listen (with listen_names and listen_mode) is the
+// Python gaffer's custom_channels: handles passed to the process. Durations are strings ("10s"), the stop signal a name
+// ("TERM"), the probe as written ("tcp://127.0.0.1:80"), unset user, cwd, watchdog and listen_mode nil. Line is not in it.
 func (p Process) ToDict() map[string]any {
 	env := make(map[string]string, len(p.Env))
 	for k, v := range p.Env {
@@ -51,6 +54,10 @@ func (p Process) ToDict() map[string]any {
 		"custom_streams":  list(p.CustomStreams),
 		"tty":             p.TTY,
 		"detach":          p.Detach,
+		"watchdog":        durationOrNil(p.Watchdog),
+		"listen":          addrs(p.Listen),
+		"listen_names":    list(p.ListenNames),
+		"listen_mode":     modeOrNil(p.ListenMode),
 	}
 }
 
@@ -178,6 +185,28 @@ func list(s []string) []string {
 		return []string{}
 	}
 	return slices.Clone(s)
+}
+
+func durationOrNil(d time.Duration) any {
+	if d == 0 {
+		return nil
+	}
+	return formatDuration(d)
+}
+
+func modeOrNil(m os.FileMode) any {
+	if m == 0 {
+		return nil
+	}
+	return fmt.Sprintf("%04o", m)
+}
+
+func addrs(a []listen.Addr) []string {
+	out := make([]string, len(a))
+	for i, x := range a {
+		out[i] = x.String()
+	}
+	return out
 }
 
 func nilIfEmpty(s string) any {

@@ -10,11 +10,11 @@ import (
 )
 
 // ParseProbe reads a readiness probe: tcp://HOST:PORT, http://... or https://... (ready on a 2xx
-// answer), file:///ABS/PATH (ready when the file exists), exec:CMD (ready when CMD exits 0), or
-// none.
+// answer), file:///ABS/PATH (ready when the file exists), exec:CMD (ready when CMD exits 0),
+// notify (ready when the process sends READY=1 to NOTIFY_SOCKET), or none.
 func ParseProbe(s string) (Probe, error) {
-	if s == ProbeNone {
-		return Probe{Kind: ProbeNone}, nil
+	if s == ProbeNone || s == ProbeNotify {
+		return Probe{Kind: s}, nil
 	}
 	if cmd, ok := strings.CutPrefix(s, "exec:"); ok {
 		cmd = strings.TrimSpace(cmd)
@@ -25,7 +25,7 @@ func ParseProbe(s string) (Probe, error) {
 	}
 	u, err := url.Parse(s)
 	if err != nil || u.Scheme == "" || u.Opaque != "" {
-		return Probe{}, fmt.Errorf("bad probe %q: want tcp://HOST:PORT, http(s)://URL, file:///PATH, exec:CMD or none", s)
+		return Probe{}, fmt.Errorf("bad probe %q: want tcp://HOST:PORT, http(s)://URL, file:///PATH, exec:CMD, notify or none", s)
 	}
 	switch u.Scheme {
 	case ProbeTCP:
@@ -57,7 +57,7 @@ func ParseProbe(s string) (Probe, error) {
 		}
 		return Probe{Kind: ProbeFile, Target: u.Path}, nil
 	}
-	return Probe{}, fmt.Errorf("probe %q: unknown scheme %q: want tcp, http, https, file, exec: or none", s, u.Scheme)
+	return Probe{}, fmt.Errorf("probe %q: unknown scheme %q: want tcp, http, https, file, exec:, notify or none", s, u.Scheme)
 }
 
 func checkPort(port string) error {
@@ -79,6 +79,8 @@ func (p Probe) String() string {
 		return (&url.URL{Scheme: "file", Path: p.Target}).String()
 	case ProbeExec:
 		return "exec:" + p.Target
+	case ProbeNotify:
+		return ProbeNotify
 	}
 	return p.Target // http and https keep the whole URL
 }
