@@ -8,6 +8,7 @@ import (
 	"syscall"
 	"time"
 
+	"gaffer/cgroup"
 	"gaffer/listen"
 )
 
@@ -77,6 +78,10 @@ type Process struct {
 	Listen      []listen.Addr // sockets opened before the process starts, passed as fd 3, 4 ...
 	ListenNames []string      // their names in LISTEN_FDNAMES; nil: the process's name for each
 	ListenMode  os.FileMode   // mode of its Unix socket files; 0: 0777 less gaffer's umask
+
+	// Limits (memory_max, memory_high, cpu_max, pids_max), when any is set, give the process a
+	// cgroup of its own (see limits.go).
+	Limits cgroup.Limits
 }
 
 // Defaults filled in by Load for what a file leaves out.

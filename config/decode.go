@@ -11,6 +11,7 @@ import (
 	"syscall"
 	"time"
 
+	"gaffer/cgroup"
 	"gaffer/signals"
 	"gaffer/spawn"
 
@@ -27,6 +28,8 @@ type decoder struct {
 	// dict is FromDict's mode: a "name" key, empty strings for unset user and cwd, and a cmd array
 	// taken as the final argv even with shell (to_dict writes the /bin/sh -c form).
 	dict bool
+	// limitCheck says which limits this machine cannot give (tests); nil asks gaffer's cgroup.
+	limitCheck func(cgroup.Limits) []cgroup.LimitError
 }
 
 func (d *decoder) errorf(k keyPath, format string, args ...any) {
@@ -244,6 +247,7 @@ func processKeys() []string {
 		"on_end", "oneshot", "after", "ready", "ready_timeout", "stop_signal", "stop_timeout",
 		"redirect_output", "redirect_input", "custom_streams", "tty", "detach",
 		"watchdog", "listen", "listen_names", "listen_mode",
+		"memory_max", "memory_high", "cpu_max", "pids_max",
 	}
 }
 
@@ -293,6 +297,7 @@ func (d *decoder) document(root map[string]any) *Config {
 	}
 	d.total(cfg.Processes)
 	d.links(cfg.Processes, names)
+	d.checkLimits(cfg.Processes)
 	return cfg
 }
 
@@ -558,6 +563,7 @@ func (d *decoder) process(name string, k keyPath, t map[string]any, grace time.D
 		}
 	}
 	d.systemd(&p, k, get)
+	d.limits(&p, get)
 	d.contradictions(&p, k)
 	return p
 }

@@ -58,6 +58,10 @@ func (p Process) ToDict() map[string]any {
 		"listen":          addrs(p.Listen),
 		"listen_names":    list(p.ListenNames),
 		"listen_mode":     modeOrNil(p.ListenMode),
+		"memory_max":      uintOrNil(p.Limits.MemoryMax),
+		"memory_high":     uintOrNil(p.Limits.MemoryHigh),
+		"cpu_max":         floatOrNil(p.Limits.CPUMax),
+		"pids_max":        uintOrNil(p.Limits.PidsMax),
 	}
 }
 
