@@ -21,9 +21,6 @@ const MinMemory = 1 << 20
 // MinCPU is the smallest cpu_max: the kernel's shortest quota, 1 ms per 100 ms period.
 const MinCPU = 0.01
 
-// limitKeys are the keys of the per-process limits, in the order they are checked.
-func limitKeys() []string { return []string{"memory_max", "memory_high", "cpu_max", "pids_max"} }
-
 // limits reads the limit keys of a process.
 func (d *decoder) limits(p *Process, get func(string) (any, keyPath, bool)) {
 	if v, kk, ok := get("memory_max"); ok {
