@@ -46,8 +46,10 @@ type Collector struct {
 
 	beforeCollect func() // tests: runs in the collecting goroutine before it collects
 
-	// w is used only by the goroutine running a collection; inflight makes sure there is one.
-	w worker
+	// w and container are used only by the goroutine running a collection; inflight makes sure
+	// there is one.
+	w         worker
+	container containerState
 }
 
 // call is one collection: its input and, once done is closed, its result.
@@ -72,6 +74,7 @@ func NewCollector(opts Options) *Collector {
 		c.now = time.Now
 	}
 	c.w.init()
+	c.container.init(c.now())
 	return c
 }
 
@@ -201,7 +204,10 @@ func (c *Collector) collect(ctx context.Context, pids map[string]int) (snap Snap
 			snap, err = Snapshot{}, fmt.Errorf("cannot collect stats: panic: %v", r)
 		}
 	}()
-	return c.w.collect(ctx, c.now(), c.self, pids)
+	if snap, err = c.w.collect(ctx, c.now(), c.self, pids); err == nil {
+		snap.Container = c.container.read(snap.Time)
+	}
+	return snap, err
 }
 
 // names returns the keys of pids in order, so that Snapshot.Processes is sorted by name.

@@ -37,4 +37,7 @@ type Snapshot struct {
 	Processes []Entry   `json:"processes"`
 	Total     Proc      `json:"total"` // sum of the trees of every named process, each process once
 	Gaffer    Proc      `json:"gaffer"`
+	// Container is the container's cgroup: limits, usage, OOM kills, pressure; nil when gaffer
+	// found none.
+	Container *Container `json:"container"`
 }

@@ -1,0 +1,72 @@
+package stats
+
+import (
+	"time"
+
+	"gaffer/cgroup"
+)
+
+// Container is the container's cgroup in a Snapshot: its limits and usage as cgroup.Stats reads
+// them (a nil limit is unlimited), and the cpu it used since the last collection.
+type Container struct {
+	cgroup.Stats
+	// CPUPercent is the cgroup's cpu use since the last collection (since the Collector was made,
+	// the first time): 100 = one cpu.
+	CPUPercent float64 `json:"cpu_percent"`
+}
+
+// containerState is what the Collector keeps of the container's cgroup between collections.
+// Only the goroutine running a collection touches it.
+type containerState struct {
+	cg       *cgroup.Cgroup // nil: none found, nothing is read
+	lastCPU  float64        // usage_seconds at lastTime
+	lastTime time.Time
+}
+
+// init finds gaffer's cgroup. It runs when the Collector is made, before `gaffer up` may move
+// itself into a leaf cgroup (cgroup v2 with per-process limits): the container is the cgroup
+// gaffer started in.
+func (s *containerState) init(now time.Time) {
+	cg, err := cgroup.Self()
+	if err != nil {
+		return
+	}
+	s.use(cg, now)
+}
+
+// use reads cg from now on (tests give fixture directories).
+func (s *containerState) use(cg *cgroup.Cgroup, now time.Time) {
+	s.cg, s.lastCPU, s.lastTime = cg, 0, now
+	if st, err := cg.Read(); err == nil && st.CPU != nil {
+		s.lastCPU = st.CPU.UsageSeconds
+	}
+}
+
+// read reads the cgroup at now; nil when there is none or nothing could be read.
+func (s *containerState) read(now time.Time) *Container {
+	if s.cg == nil {
+		return nil
+	}
+	st, err := s.cg.Read()
+	if err != nil {
+		return nil
+	}
+	c := &Container{Stats: *st}
+	if st.CPU != nil {
+		if dt := now.Sub(s.lastTime).Seconds(); dt > 0 && st.CPU.UsageSeconds >= s.lastCPU {
+			c.CPUPercent = 100 * (st.CPU.UsageSeconds - s.lastCPU) / dt
+		}
+		s.lastCPU, s.lastTime = st.CPU.UsageSeconds, now
+	}
+	return c
+}
+
+// UseCgroup makes the Collector read cg as the container's cgroup instead of the one it found
+// (nil: none). Call it before the first Snapshot.
+func (c *Collector) UseCgroup(cg *cgroup.Cgroup) {
+	if cg == nil {
+		c.container = containerState{}
+		return
+	}
+	c.container.use(cg, c.now())
+}
