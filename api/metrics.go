@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 
+	"gaffer/cgroup"
 	"gaffer/core"
 	"gaffer/stats"
 )
@@ -63,6 +64,10 @@ func WriteMetrics(w io.Writer, info core.Info, procs []core.Process, snap stats.
 		b = metricSample(b, "gaffer_process_open_fds", float64(g.NumFDs))
 	}
 
+	if measured && snap.Container != nil {
+		b = appendContainer(b, snap.Container)
+	}
+
 	// The measurement of each process: same name and same pid, so that a snapshot taken before a
 	// restart is not shown for the new process.
 	entries := make([]*stats.Entry, len(procs))
@@ -88,6 +93,8 @@ func WriteMetrics(w io.Writer, info core.Info, procs []core.Process, snap stats.
 			func(p *core.Process, _ *stats.Entry) (float64, bool) { return metric01(p.Ready), true }},
 		{"gaffer_restarts_total", "counter", "Times gaffer restarted the process.",
 			func(p *core.Process, _ *stats.Entry) (float64, bool) { return float64(p.Restarts), true }},
+		{"gaffer_process_oom_kills_total", "counter", "OOM kills gaffer saw in the process's tree: of the process itself, or of a process it forked.",
+			func(p *core.Process, _ *stats.Entry) (float64, bool) { return float64(p.OOMKills), true }},
 		{"gaffer_exit_code", "gauge", "Exit code of the process's last exit; -1 before the first.",
 			func(p *core.Process, _ *stats.Entry) (float64, bool) {
 				if p.ExitCode == nil {
@@ -146,6 +153,76 @@ func WriteMetrics(w io.Writer, info core.Info, procs []core.Process, snap stats.
 		return fmt.Errorf("cannot write metrics: %w", err)
 	}
 	return nil
+}
+
+// appendContainer appends the container's cgroup: limits (+Inf when there is none), usage,
+// OOM kills, cpu throttling, pids and pressure, each family only when its controller was read.
+func appendContainer(b []byte, c *stats.Container) []byte {
+	one := func(name, typ, help string, v float64) {
+		b = metricFamily(b, name, typ, help)
+		b = metricSample(b, name, v)
+	}
+	if m := c.Memory; m != nil {
+		one("gaffer_container_memory_limit_bytes", "gauge", "Memory limit of the container's cgroup (the lowest on the way up); +Inf when there is none.", limitValue(m.LimitBytes))
+		one("gaffer_container_memory_usage_bytes", "gauge", "Memory the container's cgroup uses, page cache included.", float64(m.UsageBytes))
+		one("gaffer_container_memory_working_set_bytes", "gauge", "Memory usage less inactive file pages, as the kubelet computes it.", float64(m.WorkingSetBytes))
+		if m.SwapBytes != nil {
+			one("gaffer_container_memory_swap_bytes", "gauge", "Swap the container's cgroup uses.", float64(*m.SwapBytes))
+		}
+		one("gaffer_container_oom_kills_total", "counter", "Processes the OOM killer killed in the container's cgroup.", float64(m.OOMKills))
+	}
+	if cpu := c.CPU; cpu != nil {
+		limit := math.Inf(1)
+		if cpu.LimitCores != nil {
+			limit = *cpu.LimitCores
+		}
+		one("gaffer_container_cpu_limit_cores", "gauge", "CPU limit of the container's cgroup, in cpus (quota / period); +Inf when there is none.", limit)
+		one("gaffer_container_cpu_usage_seconds_total", "counter", "CPU time the container's cgroup used.", cpu.UsageSeconds)
+		one("gaffer_container_cpu_periods_total", "counter", "CPU enforcement periods in which the container's cgroup had runnable tasks.", float64(cpu.Periods))
+		one("gaffer_container_cpu_throttled_periods_total", "counter", "Enforcement periods in which the container's cgroup used up its quota.", float64(cpu.ThrottledPeriods))
+		one("gaffer_container_cpu_throttled_seconds_total", "counter", "Time the container's cgroup was throttled.", cpu.ThrottledSeconds)
+	}
+	if p := c.Pids; p != nil {
+		one("gaffer_container_pids", "gauge", "Processes and threads in the container's cgroup.", float64(p.Current))
+		one("gaffer_container_pids_limit", "gauge", "Limit on processes and threads of the container's cgroup; +Inf when there is none.", limitValue(p.Limit))
+	}
+	if pr := c.Pressure; pr != nil {
+		type psiLine struct {
+			resource, kind string
+			l              *cgroup.PSILine
+		}
+		var lines []psiLine
+		for _, r := range []struct {
+			resource string
+			p        *cgroup.PSI
+		}{{"cpu", pr.CPU}, {"memory", pr.Memory}, {"io", pr.IO}} {
+			if r.p == nil {
+				continue
+			}
+			lines = append(lines, psiLine{r.resource, "some", &r.p.Some})
+			if r.p.Full != nil {
+				lines = append(lines, psiLine{r.resource, "full", r.p.Full})
+			}
+		}
+		b = metricFamily(b, "gaffer_container_pressure_seconds_total", "counter", "Time some (or all: full) runnable tasks of the container's cgroup were stalled on the resource (pressure stall information).")
+		for _, l := range lines {
+			b = metricSample(b, "gaffer_container_pressure_seconds_total", l.l.TotalSeconds, "resource", l.resource, "kind", l.kind)
+		}
+		b = metricFamily(b, "gaffer_container_pressure_ratio", "gauge", "Share of time some (or all: full) runnable tasks of the container's cgroup were stalled on the resource, averaged over window.")
+		for _, l := range lines {
+			b = metricSample(b, "gaffer_container_pressure_ratio", l.l.Avg10/100, "resource", l.resource, "kind", l.kind, "window", "10s")
+			b = metricSample(b, "gaffer_container_pressure_ratio", l.l.Avg60/100, "resource", l.resource, "kind", l.kind, "window", "60s")
+		}
+	}
+	return b
+}
+
+// limitValue is a limit as a sample: +Inf for none.
+func limitValue(v *uint64) float64 {
+	if v == nil {
+		return math.Inf(1)
+	}
+	return float64(*v)
 }
 
 // metricFamily appends the HELP and TYPE lines of a metric family.

@@ -83,6 +83,11 @@ gaffer_ready{name="worker",group="worker",replica="0"} 0
 gaffer_restarts_total{name="web.1",group="web",replica="1"} 2
 gaffer_restarts_total{name="web.2",group="web",replica="2"} 0
 gaffer_restarts_total{name="worker",group="worker",replica="0"} 5
+# HELP gaffer_process_oom_kills_total OOM kills gaffer saw in the process's tree: of the process itself, or of a process it forked.
+# TYPE gaffer_process_oom_kills_total counter
+gaffer_process_oom_kills_total{name="web.1",group="web",replica="1"} 0
+gaffer_process_oom_kills_total{name="web.2",group="web",replica="2"} 0
+gaffer_process_oom_kills_total{name="worker",group="worker",replica="0"} 0
 # HELP gaffer_exit_code Exit code of the process's last exit; -1 before the first.
 # TYPE gaffer_exit_code gauge
 gaffer_exit_code{name="web.1",group="web",replica="1"} 0
@@ -124,7 +129,7 @@ func TestWriteMetricsWithoutStats(t *testing.T) {
 		t.Fatal(err)
 	}
 	got := b.String()
-	for _, absent := range []string{"gaffer_process_", "gaffer_cpu_seconds_total", "gaffer_memory_rss_bytes", "gaffer_open_fds", "gaffer_threads"} {
+	for _, absent := range []string{"gaffer_process_cpu", "gaffer_process_resident", "gaffer_process_open_fds", "gaffer_cpu_seconds_total", "gaffer_memory_rss_bytes", "gaffer_open_fds", "gaffer_threads"} {
 		if strings.Contains(got, absent) {
 			t.Errorf("no stats, yet %s is there:\n%s", absent, got)
 		}
