@@ -163,7 +163,13 @@ func (x *ctl) status() error {
 		}
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%s\t%s\n", p.Name, pid, state, uptime, p.Restarts, cpu, rss)
 	}
-	return tw.Flush()
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	if w := memoryWarning(snap.Container); w != "" {
+		fmt.Fprintln(x.out, w)
+	}
+	return nil
 }
 
 func (x *ctl) stats() error {
@@ -200,7 +206,13 @@ func (x *ctl) stats() error {
 			g := snap.Gaffer
 			fmt.Fprintf(tw, "(gaffer)\t-\t%.1f\t%s\t%d\t%d\t%s\t%s\t1\n", g.CPUPercent, bytesize(g.MemoryRSS), g.NumThreads, g.NumFDs, bytesize(g.IOReadBytes), bytesize(g.IOWriteBytes))
 		}
-		return tw.Flush()
+		if err := tw.Flush(); err != nil {
+			return err
+		}
+		if line := containerLine(snap.Container); line != "" {
+			fmt.Fprintln(x.out, line)
+		}
+		return nil
 	}
 	if !x.c.Bool("watch") {
 		raw, err := x.request("GET", path, nil, nil)
@@ -379,6 +391,67 @@ func (x *ctl) health() error {
 		return failed("unhealthy: %s", apiError(status, body))
 	}
 	return nil
+}
+
+// containerLine is `gaffer stats`' line of the container's cgroup: memory (the working set, what
+// the kubelet evicts by), cpu and pids against their limits in percent, throttling and OOM
+// kills; "" when gaffer found no cgroup.
+func containerLine(c *stats.Container) string {
+	if c == nil {
+		return ""
+	}
+	var parts []string
+	if m := c.Memory; m != nil {
+		part := "memory " + bytesize(m.WorkingSetBytes)
+		if m.LimitBytes != nil && *m.LimitBytes > 0 {
+			part += fmt.Sprintf(" of %s (%.1f%%)", bytesize(*m.LimitBytes), 100*float64(m.WorkingSetBytes)/float64(*m.LimitBytes))
+		} else {
+			part += " (no limit)"
+		}
+		parts = append(parts, part)
+	}
+	if cpu := c.CPU; cpu != nil {
+		part := fmt.Sprintf("cpu %.1f%%", c.CPUPercent)
+		if cpu.LimitCores != nil && *cpu.LimitCores > 0 {
+			part += fmt.Sprintf(" of %s cpus (%.1f%%)", strconv.FormatFloat(*cpu.LimitCores, 'f', -1, 64), c.CPUPercent / *cpu.LimitCores)
+		} else {
+			part += " (no limit)"
+		}
+		if cpu.ThrottledPeriods > 0 {
+			part += fmt.Sprintf(", throttled in %d of %d periods (%.1fs)", cpu.ThrottledPeriods, cpu.Periods, cpu.ThrottledSeconds)
+		}
+		parts = append(parts, part)
+	}
+	if p := c.Pids; p != nil {
+		part := fmt.Sprintf("pids %d", p.Current)
+		if p.Limit != nil && *p.Limit > 0 {
+			part += fmt.Sprintf(" of %d (%.1f%%)", *p.Limit, 100*float64(p.Current)/float64(*p.Limit))
+		} else {
+			part += " (no limit)"
+		}
+		parts = append(parts, part)
+	}
+	if m := c.Memory; m != nil && m.OOMKills > 0 {
+		parts = append(parts, fmt.Sprintf("%d OOM kills", m.OOMKills))
+	}
+	return fmt.Sprintf("container (cgroup v%d): %s", c.Version, strings.Join(parts, ", "))
+}
+
+// memoryFull is the share of its memory limit above which `gaffer status` warns.
+const memoryFull = 0.9
+
+// memoryWarning is `gaffer status`' line when the container's working set is above memoryFull of
+// its limit; "" otherwise.
+func memoryWarning(c *stats.Container) string {
+	if c == nil || c.Memory == nil || c.Memory.LimitBytes == nil || *c.Memory.LimitBytes == 0 {
+		return ""
+	}
+	m := c.Memory
+	share := float64(m.WorkingSetBytes) / float64(*m.LimitBytes)
+	if share <= memoryFull {
+		return ""
+	}
+	return fmt.Sprintf("warning: the container uses %.0f%% of its memory limit (working set %s of %s): the OOM killer is near", 100*share, bytesize(m.WorkingSetBytes), bytesize(*m.LimitBytes))
 }
 
 // bytesize prints a byte count for people: 12.3M.
