@@ -13,6 +13,7 @@ import (
 
 	pid1 "gaffer/init"
 	"gaffer/relay"
+	"gaffer/sdnotify"
 
 	"github.com/urfave/cli/v2"
 )
@@ -74,6 +75,9 @@ func normalizeArgs(in []string) []string {
 // --version prints and the API reports; sigs must be set when RunsInit(args); stderr gets
 // gaffer's own messages, one line each, never blocking for long.
 func Run(args []string, version string, sigs Signals, stderr io.Writer) int {
+	if len(args) > 1 && args[1] == sdnotify.ExecCommand {
+		return runShim(args[2:], stderr) // a child of gaffer up on its way to its command (shim.go)
+	}
 	d := newDiag(stderr)
 	// gaffer's own lines wait for a stuck stderr only this long at exit (DESIGN rule 10).
 	defer d.Flush(diagFlush)

@@ -8,6 +8,7 @@ import (
 	"io"
 	"net/url"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"text/tabwriter"
@@ -148,7 +149,13 @@ func (x *ctl) status() error {
 		byName[e.Name] = e
 	}
 	tw := tabwriter.NewWriter(x.out, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "NAME\tPID\tSTATE\tUPTIME\tRESTARTS\tCPU\tRSS")
+	// A STATUS column (sd_notify's STATUS=) only when some process sent one.
+	withStatus := slices.ContainsFunc(procs, func(p core.Process) bool { return p.StatusText != "" })
+	head := "NAME\tPID\tSTATE\tUPTIME\tRESTARTS\tCPU\tRSS"
+	if withStatus {
+		head += "\tSTATUS"
+	}
+	fmt.Fprintln(tw, head)
 	for _, p := range procs {
 		pid, uptime, cpu, rss := "-", "-", "-", "-"
 		if p.Pid != 0 {
@@ -161,7 +168,11 @@ func (x *ctl) status() error {
 		if p.ExitCode != nil && p.Pid == 0 {
 			state += fmt.Sprintf(" (%d)", *p.ExitCode)
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%s\t%s\n", p.Name, pid, state, uptime, p.Restarts, cpu, rss)
+		line := fmt.Sprintf("%s\t%s\t%s\t%s\t%d\t%s\t%s", p.Name, pid, state, uptime, p.Restarts, cpu, rss)
+		if withStatus {
+			line += "\t" + p.StatusText
+		}
+		fmt.Fprintln(tw, line)
 	}
 	if err := tw.Flush(); err != nil {
 		return err

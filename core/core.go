@@ -36,6 +36,9 @@ type Info struct {
 	// OutputDroppedBytes counts relayed output and event bytes that could not be written, because
 	// gaffer's stdout or stderr was blocked (at exit) or closed.
 	OutputDroppedBytes int64 `json:"output_dropped_bytes"`
+	// NotifyIgnored counts sd_notify messages ignored: from outside every process's tree, from a
+	// process without ready = "notify" or a watchdog, over the size limit, or a refused MAINPID.
+	NotifyIgnored uint64 `json:"notify_ignored"`
 }
 
 // Process is one supervised process, as GET /v1/processes lists it.
@@ -53,6 +56,8 @@ type Process struct {
 	Ready      bool      `json:"ready"`    // counts for /healthz
 	Oneshot    bool      `json:"oneshot"`
 	Streams    []string  `json:"streams"` // labels that /logs serves: "out", "err" (or their redirect_output labels) and custom streams
+	// StatusText is the last STATUS= the process sent over sd_notify in this run ("" for none).
+	StatusText string `json:"status_text"`
 
 	// ExitReason says how the last run ended: ExitReasonExit, ExitReasonSignal, or ExitReasonOOM
 	// (SIGKILL by the kernel's OOM killer); "" before the first exit.

@@ -87,6 +87,7 @@ type osLauncher struct {
 	errOut *relay.Writer
 	relays *sync.WaitGroup // output being copied; waited for before gaffer exits
 	warnf  Logf
+	sd     *systemd // notify socket, listening sockets (notify.go)
 }
 
 func (l *osLauncher) start(in *instance) (child, error) {
@@ -180,7 +181,8 @@ func baseSpec(in *instance) (spawn.Spec, error) {
 	}
 	sets = append(sets, "GAFFER_PROCESS_NAME="+p.Name, "GAFFER_PROCESS_INSTANCE="+strconv.Itoa(in.index))
 	for i, label := range p.CustomStreams {
-		sets = append(sets, "GAFFER_STREAM_"+envName(label)+"="+strconv.Itoa(3+i))
+		// After the listening sockets of socket activation, which start at fd 3 (notify.go).
+		sets = append(sets, "GAFFER_STREAM_"+envName(label)+"="+strconv.Itoa(3+len(p.Listen)+i))
 	}
 	spec := spawn.Spec{Name: in.name, Dir: p.Cwd}
 	if p.User != "" {
@@ -264,6 +266,9 @@ func (l *osLauncher) spec(in *instance) (spawn.Spec, []*os.File, error) {
 			closeAfter = append(closeAfter, r)
 			spec.Stdin, io.stdin = r, w
 		}
+	}
+	if err := l.sd.prepare(in, &spec); err != nil {
+		return fail(err) // the systemd protocols: env, listening sockets as fd 3 ..., the shim
 	}
 	for _, label := range p.CustomStreams {
 		fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)

@@ -61,12 +61,13 @@ func decideExit(p *config.Process, h history, f exitFacts, now time.Time) exitDe
 		d.next = stateExited
 		return d
 	}
-	d.success = slices.Contains(p.SuccessCodes, f.code) && f.stop != stopUnready
+	d.success = slices.Contains(p.SuccessCodes, f.code) && f.stop != stopUnready && f.stop != stopUnhealthy
 	if p.Oneshot && d.success {
 		d.next = stateExited
 		return d
 	}
-	if p.Restart == "always" || (p.Restart == "on-failure" && !d.success) {
+	// An unhealthy process is restarted whatever its policy (on_unhealthy's "restart").
+	if p.Restart == "always" || (p.Restart == "on-failure" && !d.success) || f.stop == stopUnhealthy {
 		recent, giveUp := restartWindow(h.recent, now, p.RestartWindow, p.MaxRestarts)
 		if !giveUp {
 			d.next = stateBackoff

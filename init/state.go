@@ -98,11 +98,12 @@ func legal(from, to state) bool {
 type stopReason int
 
 const (
-	stopNone     stopReason = iota
-	stopUnready             // readiness timed out: the exit is a failure, judged by the policy
-	stopHold                // stopped over the API: held
-	stopRemove              // scaled away: removed
-	stopShutdown            // gaffer is stopping
+	stopNone      stopReason = iota
+	stopUnready              // readiness timed out: the exit is a failure, judged by the policy
+	stopHold                 // stopped over the API: held
+	stopRemove               // scaled away: removed
+	stopShutdown             // gaffer is stopping
+	stopUnhealthy            // found unhealthy (its watchdog): restarted, judged as a failure
 )
 
 // to moves in to state next, if that move is legal: it stamps the time and publishes kind (when
@@ -117,6 +118,7 @@ func (s *supervisor) to(in *instance, next state, kind string, code int, detail 
 		s.trace(in, in.state, next)
 	}
 	in.state, in.since = next, s.clock.Now()
+	s.notifyEntered(in, next) // a new run's notify state; the watchdog while up (notify.go)
 	if kind != "" {
 		s.emit(kind, in, code, detail)
 	}

@@ -85,6 +85,8 @@ type instance struct {
 
 	io   ioState
 	logs *logRing
+
+	notify notifyState // the systemd protocols (notify.go)
 }
 
 type eventKind int
@@ -141,6 +143,7 @@ type supervisor struct {
 	loopCalls // API work, run on the loop; exited is closed when Up returns
 	startedAt time.Time
 	bus       eventBus
+	sd        systemd // the systemd protocols: notify socket, listening sockets (notify.go)
 }
 
 // newSupervisor builds the supervisor of cfg with its instances; nothing is started.
@@ -179,11 +182,17 @@ func newSupervisor(cfg UpConfig, r *reaper.Reaper, launch func(*supervisor) laun
 func Up(ctx context.Context, cfg UpConfig) (int, error) {
 	r := reaper.New()
 	s, err := newSupervisor(cfg, r, func(s *supervisor) launcher {
-		return &osLauncher{r: r, out: s.out, errOut: s.errOut, relays: &s.relays, warnf: s.warnf}
+		return &osLauncher{r: r, out: s.out, errOut: s.errOut, relays: &s.relays, warnf: s.warnf, sd: &s.sd}
 	})
 	if err != nil {
 		return 2, err
 	}
+	// Socket activation: every listen address is bound before anything starts (a failure is a
+	// usage error); the sockets and the notify socket close once every process is gone.
+	if err := s.sd.open(s); err != nil {
+		return 2, err
+	}
+	defer s.sd.close()
 	s.isInit = reaper.IsPID1()
 	if _, _, err := r.Reap(); err != nil {
 		s.warnf("%v", err)
@@ -449,6 +458,9 @@ func (s *supervisor) forget(in *instance) {
 // probe tries in's readiness once: an exec probe is started here, on the loop, like every child;
 // the others run on a goroutine of their own. The result comes back as evProbeResult.
 func (s *supervisor) probe(in *instance) {
+	if in.cfg.Ready.Kind == config.ProbeNotify {
+		return // READY=1 on the notify socket makes it ready (notify.go)
+	}
 	if in.cfg.Ready.Kind == config.ProbeExec {
 		p, err := s.launch.startProbe(in)
 		if err != nil {
@@ -504,6 +516,9 @@ func (s *supervisor) onEvent(ev event) {
 		in.probeCancel = nil
 		s.onProbeResult(in, ev.err)
 	case evReadyTimeout:
+		if s.readyExtended(in) {
+			break // EXTEND_TIMEOUT_USEC moved it (notify.go)
+		}
 		if in.state == stateStarting && in.proc != nil {
 			why := "no answer yet"
 			if in.probeErr != nil {
@@ -518,6 +533,8 @@ func (s *supervisor) onEvent(ev event) {
 			in.killed = true
 			_ = in.proc.SignalGroup(unix.SIGKILL)
 		}
+	default:
+		s.onNotifyEvent(ev) // the watchdog (notify.go)
 	}
 }
 
@@ -572,6 +589,7 @@ func (s *supervisor) reap() {
 		if err != nil {
 			s.warnf("%v", err)
 		}
+		orphans = s.claimOrphans(orphans) // the exit of a MAINPID is its instance's (notify.go)
 		if len(orphans) > 0 {
 			s.debugf("reaped %d orphans", len(orphans))
 			s.emit("reap", nil, -1, fmt.Sprintf("%d orphans", len(orphans)))
@@ -582,6 +600,7 @@ func (s *supervisor) reap() {
 
 // collect takes the exits that arrived for the instances' processes and probes.
 func (s *supervisor) collect() {
+	s.collectNotify() // processes a MAINPID took the place of (notify.go)
 	s.strays = slices.DeleteFunc(s.strays, func(p child) bool {
 		select {
 		case <-p.Exit():

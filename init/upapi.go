@@ -45,6 +45,7 @@ func (s *supervisor) view(in *instance) core.Process {
 	p := core.Process{
 		Name: in.name, Group: in.cfg.Name, Instance: in.index, State: in.state.String(), Restarts: in.restarts,
 		StartedAt: in.started, Oneshot: in.cfg.Oneshot, Ready: s.isReady(in),
+		StatusText: in.notify.status,
 	}
 	if in.proc != nil {
 		p.Pid = in.proc.PID()
@@ -74,6 +75,7 @@ func (s *supervisor) Info() core.Info {
 	info := core.Info{Pid: os.Getpid(), Mode: "up", StartedAt: s.startedAt, UptimeS: time.Since(s.startedAt).Seconds(), Processes: map[string]int{}}
 	info.Reaped, info.ZombiesReaped = s.r.Counts()
 	info.OutputDroppedBytes = s.out.Dropped() + s.errOut.Dropped()
+	info.NotifyIgnored = s.sd.ignored.Load()
 	_ = s.do(func() {
 		for _, in := range s.insts {
 			info.Processes[in.state.String()]++
