@@ -43,6 +43,10 @@ type Spec struct {
 	Stdout     *os.File
 	Stderr     *os.File
 	ExtraFiles []*os.File // become fd 3, 4, ...
+	// CgroupFD, when UseCgroupFD is set, is an open cgroup v2 directory the child is born in
+	// (clone3 with CLONE_INTO_CGROUP): it never runs outside it.
+	CgroupFD    int
+	UseCgroupFD bool
 }
 
 // Process is a started child. Its exit arrives once on Exit.
@@ -140,6 +144,7 @@ func sysProcAttr(s Spec) *syscall.SysProcAttr {
 		sys.Foreground = true
 		sys.Ctty = 0
 	}
+	sys.UseCgroupFD, sys.CgroupFD = s.UseCgroupFD, s.CgroupFD
 	if id := s.Identity; id != nil {
 		sys.Credential = &syscall.Credential{Uid: id.UID, Gid: id.GID, Groups: id.Groups}
 		if sys.Credential.Groups == nil {
