@@ -6,7 +6,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math/bits"
 	"os"
+	"slices"
 	"strconv"
 	"syscall"
 	"time"
@@ -196,16 +198,18 @@ func growPipe(f any, size int) error {
 
 // stream formats the lines of one Source; it belongs to one goroutine.
 type stream struct {
-	w     *Writer
-	src   Source
-	json  bool
-	width int    // the name width head was built for
-	stamp int64  // the time head was built for, in Unix milliseconds
-	built bool   // head and tail are built
-	head  []byte // goes before each line: the prefix, or the JSON object up to "line":"
-	tail  []byte // goes after each line: "\n", or "}\n in JSON
-	out   []byte // formatted whole lines not yet written
-	hold  bool   // keep every line in out: an event, queued by the caller
+	w       *Writer
+	src     Source
+	json    bool
+	width   int      // the name width head was built for
+	stamp   int64    // the time head was built for, in Unix milliseconds
+	built   bool     // head and tail are built
+	head    []byte   // goes before each line: the prefix, or the JSON object up to "line":"
+	head16  [16]byte // head padded with zeros, when short16
+	short16 bool     // head fits in 16 bytes (a prefix without colour or timestamp, or raw)
+	tail    []byte   // goes after each line: "\n", or "}\n in JSON
+	out     []byte   // formatted whole lines not yet written
+	hold    bool     // keep every line in out: an event, queued by the caller
 }
 
 func newStream(w *Writer, src Source, size int) *stream {
@@ -221,7 +225,7 @@ func (s *stream) begin() {
 	switch {
 	case s.w.format == Raw:
 		if !s.built {
-			s.head, s.tail, s.built = nil, []byte{'\n'}, true
+			s.head, s.tail, s.built, s.short16 = nil, []byte{'\n'}, true, true
 		}
 		return
 	case s.json || s.w.timestamps:
@@ -266,6 +270,15 @@ func (s *stream) begin() {
 		s.head = append(s.head, "\x1b[0m"...)
 	}
 	s.tail = []byte{'\n'}
+	s.head16 = [16]byte{}
+	s.short16 = copy(s.head16[:], s.head) == len(s.head)
+}
+
+// nlMask has the high bit of every byte of x that is a newline set, and no other bit.
+func nlMask(x uint64) uint64 {
+	const lo7 = 0x7f7f7f7f7f7f7f7f
+	t := x ^ 0x0a0a0a0a0a0a0a0a
+	return ^((t&lo7 + lo7) | t | lo7)
 }
 
 // lines formats the complete lines of data and splits a pending partial line that is already
@@ -284,26 +297,51 @@ func (s *stream) lines(data []byte) int {
 	} else {
 		// The hot path: each line and its newline in one append, in locals rather than the
 		// fields of s (heap stores with write barriers).
-		out, head := s.out, s.head
+		out, head, head16, short16 := s.out, s.head, s.head16, s.short16
 		for {
-			i := bytes.IndexByte(data[done:], '\n')
+			rest := data[done:]
+			i := -1
+			if len(rest) >= 16 {
+				// The newline of a short line, a word at a time: cheaper than IndexByte's
+				// set-up, which costs more than a line of 16 bytes.
+				if m := nlMask(binary.LittleEndian.Uint64(rest)); m != 0 {
+					i = bits.TrailingZeros64(m) >> 3
+				} else if m := nlMask(binary.LittleEndian.Uint64(rest[8:])); m != 0 {
+					i = 8 + bits.TrailingZeros64(m)>>3
+				} else if j := bytes.IndexByte(rest[16:], '\n'); j >= 0 {
+					i = 16 + j
+				}
+			} else {
+				i = bytes.IndexByte(rest, '\n')
+			}
 			if i < 0 {
 				break
 			}
-			if i > MaxLine {
+			if i < 16 && short16 && len(rest) >= 16 {
+				// A short line after a short head: two 16-byte moves, no calls. They write
+				// beyond the line, within the capacity, where the next line goes.
+				n := len(out)
+				if cap(out)-n < 32 {
+					out = slices.Grow(out, 32)
+				}
+				o := out[n : n+32]
+				*(*[16]byte)(o) = head16
+				*(*[16]byte)(o[len(head):]) = *(*[16]byte)(rest)
+				out = out[:n+len(head)+i+1]
+			} else if i > MaxLine {
 				s.out = out
-				s.line(data[done : done+i])
+				s.line(rest[:i])
 				out = s.out
 			} else {
 				out = append(out, head...)
-				out = append(out, data[done:done+i+1]...)
-				if len(out) >= flushAt {
-					s.out = out
-					s.flush()
-					out = s.out
-				}
+				out = append(out, rest[:i+1]...)
 			}
 			done += i + 1
+			if len(out) >= flushAt {
+				s.out = out
+				s.flush()
+				out = s.out
+			}
 		}
 		s.out = out
 	}
