@@ -205,8 +205,9 @@ func count(args []string) int {
 }
 
 // goMin is the smallest Go relay that does what gaffer's does: it runs CMD with its stdout on a
-// pipe (os.Pipe, read through Go's poller, as gaffer reads it) and writes every line with a prefix
-// to its own stdout, all complete lines of one read in one write. It is what Go costs.
+// pipe (os.Pipe, read through Go's poller, as gaffer reads it), grows that pipe and its stdout to
+// 1 MiB, and writes every line with a prefix to its own stdout, all complete lines of one read in
+// one write. It is what Go costs.
 func goMin(args []string) int {
 	if len(args) < 2 || args[0] != "--" {
 		fmt.Fprintln(os.Stderr, "usage: relay go-min -- CMD...")
@@ -225,6 +226,12 @@ func goMin(args []string) int {
 		return 1
 	}
 	w.Close()
+	// As gaffer does for a busy stream: 1 MiB pipes in and out (see relay.busyPipe).
+	for _, f := range []*os.File{r, os.Stdout} {
+		if rc, err := f.SyscallConn(); err == nil {
+			_ = rc.Control(func(fd uintptr) { _, _ = unix.FcntlInt(fd, unix.F_SETPIPE_SZ, 1<<20) })
+		}
+	}
 	prefix := []byte("bench  | ")
 	buf := make([]byte, 128<<10)
 	out := make([]byte, 0, 256<<10)
