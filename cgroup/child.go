@@ -425,10 +425,9 @@ func (ch *Child) startOnThread(start func(int) error, done chan<- error) {
 	if err == nil {
 		err = start(-1)
 	}
+	// Back where it was, for the little it still runs; a failure here is harmless, the thread ends.
 	for _, ctrl := range joined {
-		if berr := write(filepath.Join(ch.parent.c.V1[ctrl], "tasks"), tid); berr != nil && err == nil {
-			err = fmt.Errorf("started, but: %w", berr)
-		}
+		_ = write(filepath.Join(ch.parent.c.V1[ctrl], "tasks"), tid)
 	}
 	done <- err
 }

@@ -87,7 +87,8 @@ type osLauncher struct {
 	errOut *relay.Writer
 	relays *sync.WaitGroup // output being copied; waited for before gaffer exits
 	warnf  Logf
-	sd     *systemd // notify socket, listening sockets (notify.go)
+	sd     *systemd   // notify socket, listening sockets (notify.go)
+	res    *resources // per-process cgroups (oom.go)
 }
 
 func (l *osLauncher) start(in *instance) (child, error) {
@@ -95,7 +96,7 @@ func (l *osLauncher) start(in *instance) (child, error) {
 	if err != nil {
 		return nil, err
 	}
-	p, err := spawn.Start(l.r, spec)
+	p, err := l.spawn(in, spec) // in its own cgroup when it sets limits (oom.go)
 	for _, f := range closeAfter {
 		_ = f.Close()
 	}

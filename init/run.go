@@ -86,6 +86,8 @@ func Run(ctx context.Context, cfg Config) (int, error) {
 		defer cfg.Serve(a)()
 		defer close(a.exited)
 	}
+	l.initResources() // OOM kills named (oom.go)
+	defer l.res.close()
 	l.allSignals = notifyLate(cfg.NotifyLate)
 	return l.run(ctx), nil
 }
@@ -107,6 +109,9 @@ type loop struct {
 	calls      <-chan func()   // API work to run on the loop, when there is an API
 	bus        *eventBus       // API event followers, when there is an API
 	allSignals <-chan struct{} // closed when the late signals are notified too
+
+	res resources // the container's cgroup: OOM kills named (oom.go)
+	oom oomState  // how the child ended, OOM kills in its tree
 }
 
 func (l *loop) run(ctx context.Context) int {
@@ -114,6 +119,8 @@ func (l *loop) run(ctx context.Context) int {
 	for {
 		select {
 		case f := <-l.calls:
+			f()
+		case f := <-l.res.calls(): // a look for OOM kills (oom.go)
 			f()
 		case <-l.allSignals:
 			l.allSignals = nil
@@ -195,6 +202,7 @@ func (l *loop) onSignal(sig syscall.Signal) bool {
 // onChildExit records the child's exit and starts the sweep; it reports whether gaffer is done.
 func (l *loop) onChildExit(e reaper.Exit) bool {
 	l.code = e.Code()
+	l.oom.set(l.res.exited(mainName, e.Pid, e.Status, false), l.code) // exit, signal or oom (oom.go)
 	l.debugf("child pid %d exited with code %d", e.Pid, l.code)
 	if l.bus != nil {
 		code := l.code
@@ -214,6 +222,7 @@ func (l *loop) reap() bool {
 	if err != nil {
 		l.warnf("%v", err)
 	}
+	l.res.reaped(orphans) // an OOM victim reparented to gaffer (oom.go)
 	if len(orphans) > 0 {
 		l.debugf("reaped %d orphans", len(orphans))
 		if l.bus != nil {

@@ -38,6 +38,7 @@ func (a *runAPI) view() core.Process {
 			p.ExitCode, p.Pid, p.State, p.Ready = &code, 0, stateExited.String(), false
 			p.ExitSignal = exitSignal(code)
 		}
+		p.ExitReason, p.OOMKills = a.l.oom.view(a.l.code)
 	})
 	if p.Pid != 0 {
 		p.UptimeS = time.Since(a.startedAt).Seconds()

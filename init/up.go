@@ -87,6 +87,7 @@ type instance struct {
 	logs *logRing
 
 	notify notifyState // the systemd protocols (notify.go)
+	oom    oomState    // how its runs ended, OOM kills in its tree (oom.go)
 }
 
 type eventKind int
@@ -144,6 +145,8 @@ type supervisor struct {
 	startedAt time.Time
 	bus       eventBus
 	sd        systemd // the systemd protocols: notify socket, listening sockets (notify.go)
+
+	res resources // the container's cgroup: OOM kills named, per-process limits (oom.go)
 }
 
 // newSupervisor builds the supervisor of cfg with its instances; nothing is started.
@@ -182,7 +185,7 @@ func newSupervisor(cfg UpConfig, r *reaper.Reaper, launch func(*supervisor) laun
 func Up(ctx context.Context, cfg UpConfig) (int, error) {
 	r := reaper.New()
 	s, err := newSupervisor(cfg, r, func(s *supervisor) launcher {
-		return &osLauncher{r: r, out: s.out, errOut: s.errOut, relays: &s.relays, warnf: s.warnf, sd: &s.sd}
+		return &osLauncher{r: r, out: s.out, errOut: s.errOut, relays: &s.relays, warnf: s.warnf, sd: &s.sd, res: &s.res}
 	})
 	if err != nil {
 		return 2, err
@@ -193,6 +196,8 @@ func Up(ctx context.Context, cfg UpConfig) (int, error) {
 		return 2, err
 	}
 	defer s.sd.close()
+	s.initResources() // OOM kills named, per-process cgroups (oom.go); removed once all is gone
+	defer s.res.close()
 	s.isInit = reaper.IsPID1()
 	if _, _, err := r.Reap(); err != nil {
 		s.warnf("%v", err)
@@ -590,6 +595,7 @@ func (s *supervisor) reap() {
 			s.warnf("%v", err)
 		}
 		orphans = s.claimOrphans(orphans) // the exit of a MAINPID is its instance's (notify.go)
+		s.res.reaped(orphans)             // an OOM victim reparented to gaffer (oom.go)
 		if len(orphans) > 0 {
 			s.debugf("reaped %d orphans", len(orphans))
 			s.emit("reap", nil, -1, fmt.Sprintf("%d orphans", len(orphans)))
@@ -629,6 +635,7 @@ func (s *supervisor) collect() {
 		}
 		select {
 		case e := <-in.proc.Exit():
+			s.exitReason(in, e) // exit, signal or oom, said before the exit line (oom.go)
 			s.emit("exit", in, e.Code(), "")
 			in.proc.Release()
 			in.proc = nil

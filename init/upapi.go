@@ -56,6 +56,7 @@ func (s *supervisor) view(in *instance) core.Process {
 		p.ExitCode = &code
 		p.ExitSignal = exitSignal(code)
 	}
+	p.ExitReason, p.OOMKills = in.oom.view(in.code)
 	for i, label := range in.cfg.RedirectOutput {
 		if i < 2 && !(in.cfg.TTY && i == 1) {
 			p.Streams = append(p.Streams, label)
