@@ -145,7 +145,9 @@ func (sd *systemd) socket() (string, error) {
 // The variables that the systemd protocols set: a process that uses neither gets none of them
 // from gaffer's own environment (gaffer run by systemd, or by another gaffer, must not lend its
 // manager's socket to its children), unless its env sets them.
-var systemdVars = []string{"NOTIFY_SOCKET", "WATCHDOG_USEC", "WATCHDOG_PID", "LISTEN_FDS", "LISTEN_PID", "LISTEN_FDNAMES"}
+func systemdVars() []string {
+	return []string{"NOTIFY_SOCKET", "WATCHDOG_USEC", "WATCHDOG_PID", "LISTEN_FDS", "LISTEN_PID", "LISTEN_FDNAMES"}
+}
 
 // shimPath is how a child re-executes gaffer's binary for the shim.
 const shimPath = "/proc/self/exe"
@@ -156,7 +158,7 @@ const shimPath = "/proc/self/exe"
 // own pid before it executes the command.
 func (sd *systemd) prepare(in *instance, spec *spawn.Spec) error {
 	p := in.cfg
-	for _, k := range systemdVars {
+	for _, k := range systemdVars() {
 		if _, own := p.Env[k]; !own {
 			spec.Env = unsetenv(spec.Env, k)
 		}
@@ -335,9 +337,11 @@ func (s *supervisor) onNotify(n note) {
 		s.debugf("%s: ready timeout extended to %s from now", in.name, m.ExtendTimeout)
 	}
 	if m.HasWatchdogTimeout {
+		// This run's deadline from now on (0: none), also without a configured watchdog, as
+		// systemd does; while starting, it is armed once the instance is ready.
 		in.notify.watchdog = m.WatchdogTimeout
-		if in.notify.wdTimer != nil || m.WatchdogTimeout == 0 {
-			s.armWatchdog(in) // a new deadline from now, or none
+		if in.state == stateRunning || in.state == stateReady {
+			s.armWatchdog(in)
 		}
 	}
 	if m.Ready {

@@ -385,3 +385,16 @@ func TestPolicyUnhealthy(t *testing.T) {
 		t.Fatalf("during the shutdown: %+v", d)
 	}
 }
+
+// TestNotifyWatchdogUsecWithoutWatchdog: WATCHDOG_USEC turns a watchdog on for the run, as systemd
+// does, though none is configured.
+func TestNotifyWatchdogUsecWithoutWatchdog(t *testing.T) {
+	h := newHarness(t, "[process.a]\ncmd = \"x\"\nready = \"notify\"\n", nil).run()
+	h.send("a", "WATCHDOG_USEC=2000000") // starting: armed once ready
+	h.advance(30 * time.Second)
+	h.send("a", "READY=1")
+	h.advance(2*time.Second - time.Millisecond)
+	h.wantState("a", stateReady)
+	h.advance(time.Millisecond)
+	h.wantEvent("a watchdog: no ping for 2s")
+}
