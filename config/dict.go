@@ -19,8 +19,9 @@ import (
 // ToDict is the process as the Python gaffer's ProcessConfig.to_dict has it (name, cmd, args,
 // env, cwd, detach, shell, redirect_output, redirect_input, custom_streams; uid and gid are one
 // user SPEC here), plus gaffer's own keys; listen (with listen_names and listen_mode) is the
-// Python gaffer's custom_channels: handles passed to the process. Durations are strings ("10s"), the stop signal a name
-// ("TERM"), the probe as written ("tcp://127.0.0.1:80"), unset user, cwd, watchdog and listen_mode nil. Line is not in it.
+// Python gaffer's custom_channels: handles passed to the process. Durations are strings ("10s"),
+// the stop signal a name ("TERM"), the probe as written ("tcp://127.0.0.1:80"), unset user, cwd,
+// watchdog and listen_mode nil. Line is not in it.
 func (p Process) ToDict() map[string]any {
 	env := make(map[string]string, len(p.Env))
 	for k, v := range p.Env {
