@@ -110,7 +110,7 @@ func (c *Cgroup) canUse(key, ctrl string) error {
 		return fmt.Errorf("needs the cgroup v1 %s controller, which is not mounted here", ctrl)
 	}
 	if err := unix.Access(dir, unix.W_OK); err != nil {
-		return fmt.Errorf("needs a writable cgroup (%s): %v; on cgroup v1 gaffer must run as root with /sys/fs/cgroup/%s writable", dir, errnoText(err), ctrl)
+		return fmt.Errorf("needs a writable cgroup (%s): %v; on cgroup v1 gaffer must run as root with the cgroup writable (in a container: -v /sys/fs/cgroup:/sys/fs/cgroup:rw, or --privileged)", dir, errnoText(err))
 	}
 	return nil
 }

@@ -426,7 +426,7 @@ func TestLimitsRefusedV1(t *testing.T) {
 	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: 65534, Gid: 65534, Groups: []uint32{}}}
 	cmd.Env = append(os.Environ(), "GAFFER_CONFIG=")
 	out, err := cmd.CombinedOutput()
-	re := regexp.MustCompile(`(?m)^` + regexp.QuoteMeta(file) + `:7: process\.x\.memory_max: needs a writable cgroup \(/sys/fs/cgroup/memory\S*\): permission denied; on cgroup v1 gaffer must run as root with /sys/fs/cgroup/memory writable$`)
+	re := regexp.MustCompile(`(?m)^` + regexp.QuoteMeta(file) + `:7: process\.x\.memory_max: needs a writable cgroup \(/sys/fs/cgroup/memory\S*\): permission denied; on cgroup v1 gaffer must run as root with the cgroup writable \(in a container: -v /sys/fs/cgroup:/sys/fs/cgroup:rw, or --privileged\)$`)
 	if code := cmd.ProcessState.ExitCode(); code != 2 || !re.Match(out) {
 		t.Errorf("gaffer check as nobody: exit %d (%v), output:\n%s\nwant exit 2 and a line matching %v", code, err, out, re)
 	}
