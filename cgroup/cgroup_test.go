@@ -391,3 +391,25 @@ func TestCanLimit(t *testing.T) {
 		t.Errorf("no limits: %v", errs)
 	}
 }
+
+func TestMade(t *testing.T) {
+	mount := t.TempDir()
+	files(t, mount, map[string]string{
+		"ctr/gaffer.web/memory.current": "1048576\n", "ctr/gaffer.web.2/memory.current": "2097152\n",
+		"ctr/init/memory.current": "0\n", "ctr/gaffer.file": "not a directory",
+	})
+	made := V2(filepath.Join(mount, "ctr"), mount).Made()
+	if len(made) != 2 || made["web"] == nil || made["web.2"] == nil {
+		t.Fatalf("Made() = %v, want web and web.2", made)
+	}
+	if made["web.2"].Unified != filepath.Join(mount, "ctr/gaffer.web.2") || made["web.2"].Path != "/ctr/gaffer.web.2" {
+		t.Errorf("web.2: %+v", made["web.2"])
+	}
+	v1 := V1Dirs(map[string]string{Memory: filepath.Join(mount, "ctr")}, map[string]string{Memory: mount}, "")
+	if m := v1.Made(); len(m) != 2 || m["web"].V1[Memory] != filepath.Join(mount, "ctr/gaffer.web") {
+		t.Errorf("v1 Made() = %v", m)
+	}
+	if m := (*Cgroup)(nil).Made(); len(m) != 0 {
+		t.Errorf("nil: %v", m)
+	}
+}

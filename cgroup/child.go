@@ -490,3 +490,44 @@ func (p *Parent) Close() error {
 	}
 	return errors.Join(errs...)
 }
+
+// Made lists the cgroups gaffer made below c for processes with limits (by a Parent, in this
+// gaffer or an earlier one), by process name, each as a Cgroup to read.
+func (c *Cgroup) Made() map[string]*Cgroup {
+	out := map[string]*Cgroup{}
+	if c == nil {
+		return out
+	}
+	add := func(ctrl, parent string) {
+		entries, err := os.ReadDir(parent)
+		if err != nil {
+			return
+		}
+		for _, e := range entries {
+			name, ok := strings.CutPrefix(e.Name(), childPrefix)
+			if !ok || !e.IsDir() {
+				continue
+			}
+			dir := filepath.Join(parent, e.Name())
+			ch := out[name]
+			if ch == nil {
+				ch = &Cgroup{Version: c.Version, V1: map[string]string{}, Path: filepath.Join(c.Path, e.Name()), mounts: map[string]string{}}
+				out[name] = ch
+			}
+			ch.mounts[dir] = c.mounts[parent]
+			if c.Version == 2 {
+				ch.Unified = dir
+			} else {
+				ch.V1[ctrl] = dir
+			}
+		}
+	}
+	if c.Version == 2 {
+		add("", c.Unified)
+		return out
+	}
+	for ctrl, dir := range c.V1 {
+		add(ctrl, dir)
+	}
+	return out
+}

@@ -205,7 +205,7 @@ func (c *Collector) collect(ctx context.Context, pids map[string]int) (snap Snap
 		}
 	}()
 	if snap, err = c.w.collect(ctx, c.now(), c.self, pids); err == nil {
-		snap.Container = c.container.read(snap.Time)
+		c.container.read(&snap)
 	}
 	return snap, err
 }

@@ -42,11 +42,28 @@ func (s *containerState) use(cg *cgroup.Cgroup, now time.Time) {
 	}
 }
 
-// read reads the cgroup at now; nil when there is none or nothing could be read.
-func (s *containerState) read(now time.Time) *Container {
+// read reads the container's cgroup into snap, and the cgroups of the processes that have their
+// own (by name: the cgroups gaffer made are named after the process).
+func (s *containerState) read(snap *Snapshot) {
 	if s.cg == nil {
-		return nil
+		return
 	}
+	snap.Container = s.readContainer(snap.Time)
+	made := s.cg.Made()
+	if len(made) == 0 {
+		return
+	}
+	for i := range snap.Processes {
+		if cg := made[snap.Processes[i].Name]; cg != nil {
+			if m, err := cg.ReadMemory(); err == nil {
+				snap.Processes[i].Memory = m
+			}
+		}
+	}
+}
+
+// readContainer reads the container's cgroup at now; nil when nothing could be read.
+func (s *containerState) readContainer(now time.Time) *Container {
 	st, err := s.cg.Read()
 	if err != nil {
 		return nil

@@ -64,3 +64,32 @@ func TestContainer(t *testing.T) {
 		t.Errorf("%s: want container null", b)
 	}
 }
+
+// TestProcessCgroup: a process with a cgroup of its own (gaffer.NAME below the container's) has
+// its exact memory in its entry; one without has none.
+func TestProcessCgroup(t *testing.T) {
+	dir := t.TempDir()
+	for name, content := range map[string]string{
+		"memory.max": "max\n", "memory.current": "100000000\n", "memory.stat": "inactive_file 0\n", "memory.events": "oom_kill 1\n",
+		"gaffer.web/memory.max": "33554432\n", "gaffer.web/memory.current": "30000000\n",
+		"gaffer.web/memory.stat": "inactive_file 1000000\n", "gaffer.web/memory.events": "oom_kill 1\n",
+	} {
+		if err := os.MkdirAll(filepath.Dir(filepath.Join(dir, name)), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(content), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	web, other := start(t, "sleep", "100"), start(t, "sleep", "100")
+	c := NewCollector(Options{TTL: -1})
+	c.UseCgroup(cgroup.V2(dir, dir))
+	snap := snapshot(t, c, map[string]int{"web": web.Process.Pid, "other": other.Process.Pid})
+	e, ok := snap.Entry("web")
+	if !ok || e.Memory == nil || *e.Memory.LimitBytes != 32<<20 || e.Memory.WorkingSetBytes != 29000000 || e.Memory.OOMKills != 1 {
+		t.Errorf("web: %+v, want its cgroup's memory", e.Memory)
+	}
+	if e, _ := snap.Entry("other"); e.Memory != nil {
+		t.Errorf("other: %+v, want none", e.Memory)
+	}
+}

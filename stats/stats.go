@@ -4,7 +4,11 @@
 // every collection is bounded in time, so that clients asking often never make PID 1 busy.
 package stats
 
-import "time"
+import (
+	"time"
+
+	"gaffer/cgroup"
+)
 
 // Proc is what one process (or a tree, summed) costs.
 type Proc struct {
@@ -29,6 +33,9 @@ type Entry struct {
 	Proc
 	Tree  Proc `json:"tree"`
 	Procs int  `json:"tree_processes"` // how many processes the tree holds
+	// Memory is the process's own cgroup (memory_max and the other limits give it one): the
+	// exact usage of it and of all it forked; nil without one.
+	Memory *cgroup.MemoryStats `json:"cgroup_memory,omitempty"`
 }
 
 // Snapshot is one collection: every named process, their totals, and gaffer itself.
