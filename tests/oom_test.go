@@ -431,3 +431,27 @@ func TestLimitsRefusedV1(t *testing.T) {
 		t.Errorf("gaffer check as nobody: exit %d (%v), output:\n%s\nwant exit 2 and a line matching %v", code, err, out, re)
 	}
 }
+
+// TestMemoryWarning: above 90% of the container's memory limit, gaffer status says so in one
+// line; the stats watch stream carries the container.
+func TestMemoryWarning(t *testing.T) {
+	c := newTestCgroup(t, 256<<20)
+	alloc := buildAlloc(t)
+	a := upIn(t, c, alloc, `
+[process.hog]
+cmd = ["{alloc}", "236"]
+`)
+	a.expectOutput("hog", "allocated 236")
+	out := mustCtl(t, a.sock, "status")
+	re := regexp.MustCompile(`(?m)^warning: the container uses (9\d|100)% of its memory limit \(working set \S+ of 256\.0M\): the OOM killer is near$`)
+	if !re.MatchString(out) {
+		t.Errorf("gaffer status:\n%s\nwant a line matching %v", out, re)
+	}
+	f := follow(t, "curl", "-sN", "--unix-socket", a.sock, "http://gaffer/v1/stats?watch=1&interval=100ms")
+	defer f.kill()
+	for range 2 {
+		if l := f.next(10 * time.Second); !strings.Contains(l, `"container":{"cgroup_version":1,`) || !strings.Contains(l, `"limit_bytes":268435456`) {
+			t.Errorf("watch line %s: want the container", l)
+		}
+	}
+}
