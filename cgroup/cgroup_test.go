@@ -413,3 +413,26 @@ func TestMade(t *testing.T) {
 		t.Errorf("nil: %v", m)
 	}
 }
+
+// BenchmarkReadSelf is the cost of reading the container's cgroup (a stats collection's part),
+// and of the OOM kill count alone (a look's), on this machine.
+func BenchmarkReadSelf(b *testing.B) {
+	c, err := Self()
+	if err != nil {
+		b.Skip(err)
+	}
+	b.Run("Read", func(b *testing.B) {
+		for b.Loop() {
+			if _, err := c.Read(); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("OOMKills", func(b *testing.B) {
+		for b.Loop() {
+			if _, err := c.OOMKills(); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+}

@@ -1,16 +1,20 @@
 package pid1
 
 import (
+	"errors"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"reflect"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
 	"gaffer/cgroup"
 	"gaffer/core"
+	"gaffer/internal/testutil"
 	"gaffer/reaper"
 
 	"golang.org/x/sys/unix"
@@ -239,18 +243,56 @@ func TestMiB(t *testing.T) {
 	}
 }
 
-func TestScanTrees(t *testing.T) {
-	self := os.Getpid()
-	tree, err := scanTrees(map[string]int{"me": self, "gone": 1 << 30})
-	if err != nil {
+// TestTrees: the walk down from the roots and the scan of /proc find the same trees: a child
+// and its grandchild, not a zombie, nothing of a root that does not exist.
+func TestTrees(t *testing.T) {
+	cmd := exec.Command("sh", "-c", "sleep 100 & (exit 3) & sleep 100")
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	if tree[self] != "me" {
-		t.Errorf("scan: %v, want this process as me", tree)
-	}
-	for pid, name := range tree {
-		if name == "gone" {
-			t.Errorf("pid %d under a root that does not exist", pid)
+	defer func() { _ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL); _ = cmd.Wait() }()
+	roots := map[string]int{"sh": cmd.Process.Pid, "gone": 1 << 30}
+	var scanned map[int]string
+	testutil.WaitFor(t, 10*time.Second, "sh and its two sleeps", func() bool {
+		var err error
+		if scanned, err = scanTrees(roots); err != nil {
+			t.Fatal(err)
 		}
+		return len(scanned) == 3
+	})
+	walked, err := walkTrees(roots)
+	if errors.Is(err, errNoChildren) {
+		t.Skip("this kernel has no /proc/PID/task/TID/children")
 	}
+	if err != nil || !reflect.DeepEqual(walked, scanned) {
+		t.Errorf("walk %v (%v), scan %v: want the same three processes of sh", walked, err, scanned)
+	}
+}
+
+// BenchmarkTrees is the cost of one look's read of the trees on this machine: a scan of /proc
+// (as PID 1), and the walk down from a small tree (a process and its children).
+func BenchmarkTrees(b *testing.B) {
+	cmd := exec.Command("sh", "-c", "sleep 100 & sleep 100 & sleep 100")
+	if err := cmd.Start(); err != nil {
+		b.Fatal(err)
+	}
+	defer func() { _ = cmd.Process.Kill(); _ = cmd.Wait() }()
+	roots := map[string]int{"sh": cmd.Process.Pid}
+	entries, _ := os.ReadDir("/proc")
+	b.Run("scan", func(b *testing.B) {
+		for b.Loop() {
+			if _, err := scanTrees(roots); err != nil {
+				b.Fatal(err)
+			}
+		}
+		b.ReportMetric(float64(len(entries)), "proc-entries")
+	})
+	b.Run("walk", func(b *testing.B) {
+		for b.Loop() {
+			if _, err := walkTrees(roots); err != nil {
+				b.Skip(err)
+			}
+		}
+	})
 }
