@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"gaffer/cgroup"
 )
 
 // dockerOOMImage is the test image with the memory hog (tests/alloc) at /alloc.
@@ -112,7 +114,17 @@ cmd = "sleep 1000"
 		if err := os.WriteFile(filepath.Join(cfg, "gaffer.toml"), []byte(toml), 0o644); err != nil {
 			t.Fatal(err)
 		}
-		args := append([]string{"run", "-d", "-v", "/sys/fs/cgroup:/sys/fs/cgroup:rw", "-v", cfg + ":/cfg:ro", "--entrypoint", "/gaffer"}, limit...)
+		// cgroup v1 (Docker shares the host's cgroup namespace there): the host's cgroupfs
+		// bind-mounted read-write. cgroup v2: a private cgroup namespace, which --privileged
+		// mounts read-write (not possible on this test machine, whose runc cannot apply every
+		// capability).
+		writable := []string{"-v", "/sys/fs/cgroup:/sys/fs/cgroup:rw"}
+		made := filepath.Join("/sys/fs/cgroup/memory", e.name())
+		if self, err := cgroup.Self(); err == nil && self.Version == 2 {
+			writable = []string{"--privileged", "--cgroupns=private"}
+			made = filepath.Join("/sys/fs/cgroup", e.name())
+		}
+		args := append(append([]string{"run", "-d", "-v", cfg + ":/cfg:ro", "--entrypoint", "/gaffer"}, writable...), limit...)
 		id := e.must(t, append(args, dockerOOMImage, "up", "-c", "/cfg/gaffer.toml")...)
 		t.Cleanup(func() { e.run(t, "rm", "-f", id) })
 		re := regexp.MustCompile(`(?m)^gaffer +\| hog was killed by the OOM killer \(memory limit 32 MiB, working set \d+(\.\d)? [KMG]iB\)$`)
@@ -124,7 +136,7 @@ cmd = "sleep 1000"
 		if !re.MatchString(logs) {
 			t.Fatalf("docker logs:\n%s\nwant a line matching %v", logs, re)
 		}
-		made := filepath.Join("/sys/fs/cgroup/memory", e.name(), id, "gaffer.hog")
+		made = filepath.Join(made, id, "gaffer.hog")
 		if _, err := os.Stat(made); err != nil {
 			t.Errorf("hog's cgroup: %v", err)
 		}
