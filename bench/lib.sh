@@ -10,6 +10,12 @@ OUT_DIR=${OUT_DIR:-$BENCH_DIR/results/$RUN_ID}
 BIN_DIR=${BIN_DIR:-$BENCH_DIR/results/bin}
 export RUN_ID OUT_DIR BIN_DIR
 
+# SMOKE=1: a few runs of everything, to keep the scripts working (CI); the figures mean nothing.
+if [[ ${SMOKE:-0} == 1 ]]; then
+	: "${RUNS:=10}" "${WARMUP:=2}" "${ROUNDS:=1}" "${SAMPLES:=1}" "${SETTLE:=100ms}" "${N:=20}"
+	export RUNS WARMUP ROUNDS SAMPLES SETTLE N SMOKE
+fi
+
 die() {
 	echo "bench: $*" >&2
 	exit 1
@@ -26,9 +32,29 @@ need() {
 	fi
 }
 
+# need_peers CMD... installs the peers that are missing from Debian (their package is named as the
+# command), as root with apt-get, then fails unless every one is there.
+need_peers() {
+	local c missing=()
+	for c in "$@"; do
+		command -v "$c" >/dev/null 2>&1 || missing+=("$c")
+	done
+	if ((${#missing[@]})) && [[ $(id -u) == 0 ]] && command -v apt-get >/dev/null 2>&1; then
+		echo "bench: installing ${missing[*]}" >&2
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null 2>&1 ||
+			{ apt-get update -qq >/dev/null 2>&1 && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null 2>&1; } ||
+			die "apt-get install ${missing[*]} failed"
+	fi
+	need "$@"
+}
+
 need_root() {
 	[[ $(id -u) == 0 ]] || die "$1 needs root (PID namespaces, setuid)"
 }
+
+# GAFFER_TAGS are the build tags of gaffer under test, the release's by default (README,
+# Dockerfile.example); add gaffer_tls for https probes.
+GAFFER_TAGS=${GAFFER_TAGS:-urfave_cli_no_docs}
 
 # build_gaffer sets GAFFER to the binary under test: $GAFFER when given, else a fresh release-like
 # build of the working tree into $BIN_DIR (never the repository's own ./gaffer, which others rebuild).
@@ -38,7 +64,7 @@ build_gaffer() {
 		GAFFER=$(readlink -f "$GAFFER")
 	else
 		mkdir -p "$BIN_DIR"
-		(cd "$ROOT_DIR" && CGO_ENABLED=0 go build -trimpath -tags urfave_cli_no_docs -ldflags='-s -w' -o "$BIN_DIR/gaffer" .) ||
+		(cd "$ROOT_DIR" && CGO_ENABLED=0 go build -trimpath -tags "$GAFFER_TAGS" -ldflags='-s -w' -o "$BIN_DIR/gaffer" .) ||
 			die "cannot build gaffer"
 		GAFFER=$BIN_DIR/gaffer
 	fi

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
-# Idle memory of each init as PID 1 of a new PID namespace with a `sleep 1000` child: VmRSS from
-# /proc/PID/status and Pss from /proc/PID/smaps_rollup, median of SAMPLES, ratios to tini.
+# Idle memory of each init as PID 1 of a new PID namespace with a `sleep 1000` child: RssAnon (what
+# each container pays) and VmRSS from /proc/PID/status, Pss from /proc/PID/smaps_rollup, median of
+# SAMPLES, ratios to tini.
 #
-#   bench/rss.sh                SAMPLES=5 SETTLE=500ms by default
+#   bench/rss.sh                SAMPLES=5 SETTLE=500ms by default; target: RssAnon <= 800 kB
 set -euo pipefail
 # shellcheck source=bench/lib.sh
 source "$(dirname "$0")/lib.sh"
@@ -11,7 +12,8 @@ bench_traps
 SAMPLES=${SAMPLES:-5}
 SETTLE=${SETTLE:-500ms}
 
-need tini dumb-init catatonit sleep
+need_peers tini dumb-init catatonit
+need sleep
 need_root "bench/rss.sh"
 build_gaffer
 build_tool rss
@@ -22,6 +24,6 @@ mkdir -p "$OUT_DIR"
 # rss kills every namespace it starts, on error and on SIGINT/SIGTERM too.
 machine_info >"$OUT_DIR/rss.txt"
 rc=0
-run_child "$BIN_DIR/rss" -gaffer "$GAFFER" -mingo "$BIN_DIR/mingo" -samples "$SAMPLES" -settle "$SETTLE" -out "$OUT_DIR/rss.json" >>"$OUT_DIR/rss.txt" || rc=$?
+run_child "$BIN_DIR/rss" -gaffer "$GAFFER" -mingo "$BIN_DIR/mingo" -wrap "$BENCH_DIR/pid1env.sh" -samples "$SAMPLES" -settle "$SETTLE" -out "$OUT_DIR/rss.json" >>"$OUT_DIR/rss.txt" || rc=$?
 cat "$OUT_DIR/rss.txt"
 exit "$rc"

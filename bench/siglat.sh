@@ -2,17 +2,17 @@
 # Signal forwarding latency: SIGUSR1 sent to each init until its child's handler runs, all inits
 # at once, one signal at a time, round robin. See bench/siglat/main.go.
 #
-#   bench/siglat.sh             N=2000 WARMUP=50 PID1=1 by default
+#   bench/siglat.sh             N=1000 WARMUP=50 PID1=1 by default
 set -euo pipefail
 # shellcheck source=bench/lib.sh
 source "$(dirname "$0")/lib.sh"
 bench_traps
 
-N=${N:-2000}
+N=${N:-1000}
 WARMUP=${WARMUP:-50}
 PID1=${PID1:-1}
 
-need tini dumb-init catatonit
+need_peers tini dumb-init catatonit
 pid1=true
 if ((PID1)); then
 	need_root "bench/siglat.sh (PID1=0 runs the inits as plain children)"
@@ -29,6 +29,8 @@ mkdir -p "$OUT_DIR"
 # it exits 3 when a signal was lost, after its report.
 machine_info >"$OUT_DIR/siglat.txt"
 rc=0
-run_child "$BIN_DIR/siglat" -gaffer "$GAFFER" -mingo "$BIN_DIR/mingo" -n "$N" -warmup "$WARMUP" -pid1="$pid1" -out "$OUT_DIR/siglat.json" >>"$OUT_DIR/siglat.txt" || rc=$?
+wrap=
+if ((PID1)); then wrap=$BENCH_DIR/pid1env.sh; fi # its own /proc and /run, as in a container
+run_child "$BIN_DIR/siglat" -gaffer "$GAFFER" -mingo "$BIN_DIR/mingo" -n "$N" -warmup "$WARMUP" -pid1="$pid1" -wrap "$wrap" -out "$OUT_DIR/siglat.json" >>"$OUT_DIR/siglat.txt" || rc=$?
 cat "$OUT_DIR/siglat.txt"
 exit "$rc"

@@ -1,10 +1,13 @@
 #!/usr/bin/env bash
-# Startup cost: how much time each init (tini, dumb-init, catatonit, gaffer) and each exec wrapper
-# (gosu, gaffer exec) adds around /bin/true, measured side by side by hyperfine in one run.
-# The machine is noisy, so the set is measured ROUNDS times with the order reversed every other
-# round, the samples are pooled, and the report gives ratios (to tini, to gosu) next to the times.
+# Startup cost: how much time each init (tini, dumb-init, catatonit, gaffer, go-min) and each exec
+# wrapper (gosu, gaffer exec, go-min exec) adds around /bin/true, measured side by side in one run.
+# bench/spawntime runs every command once per round in a rotating order (a busy neighbour slows
+# them alike), ROUNDS times RUNS; the report gives medians, the time added over /bin/true, the
+# cpu time added, and ratios (to tini, gosu and go-min).
 #
 #   bench/startup.sh            RUNS=300 WARMUP=20 ROUNDS=2 PID1=1 by default
+#   (PID1=1: the inits also run as PID 1 of a new namespace with a private /run, bench/privrun.sh)
+#   HARNESS=hyperfine bench/startup.sh    hyperfine -N instead (each command's runs back to back)
 #   GAFFER=/path/to/gaffer bench/startup.sh
 set -euo pipefail
 # shellcheck source=bench/lib.sh
@@ -14,20 +17,23 @@ bench_traps
 RUNS=${RUNS:-300}
 WARMUP=${WARMUP:-20}
 ROUNDS=${ROUNDS:-2}
-PID1=${PID1:-1} # also run the inits as PID 1 of a new PID namespace (unshare -p -f --mount-proc)
-HF_STYLE=${HF_STYLE:-basic}
+PID1=${PID1:-1} # also run the inits as PID 1 of a new PID namespace (bench/privrun.sh)
+HARNESS=${HARNESS:-spawntime}
 
-need hyperfine tini dumb-init catatonit gosu unshare
 need_root "bench/startup.sh"
+need_peers tini dumb-init catatonit gosu
+need unshare mount
+[[ $HARNESS == hyperfine ]] && need_peers hyperfine
 build_gaffer
 build_tool hfreport
+build_tool spawntime
 build_tool mingo
 M=$BIN_DIR/mingo
 mkdir -p "$OUT_DIR"
 G=$GAFFER
 
-# NAME|COMMAND. hyperfine -N splits COMMAND on spaces (no shell). tini -s: a subreaper when not
-# PID 1, else tini warns on every run.
+# NAME|COMMAND. COMMAND is split on spaces (no shell). tini -s: a subreaper when not PID 1, else
+# tini warns on every run.
 host=(
 	"true|/bin/true"
 	"tini|tini -s -- /bin/true"
@@ -37,15 +43,20 @@ host=(
 	"go-min|$M -- /bin/true"
 	"gosu root|gosu root /bin/true"
 	"gaffer exec root|$G exec --user root -- /bin/true"
+	"go-min exec root|$M exec --user root -- /bin/true"
 	"gosu nobody|gosu nobody /bin/true"
 	"gaffer exec nobody|$G exec --user nobody -- /bin/true"
+	"go-min exec nobody|$M exec --user nobody -- /bin/true"
 )
-U="unshare -p -f --mount-proc"
+# As PID 1 of a new PID namespace, with a private /run (bench/privrun.sh), as in a container: the
+# issue's harness. gosu is not an init, but it is what gaffer exec replaces and the yardstick.
+U="$BENCH_DIR/privrun.sh"
 pid1=(
 	"true|$U /bin/true"
 	"tini|$U tini -- /bin/true"
 	"dumb-init|$U dumb-init /bin/true"
 	"catatonit|$U catatonit -- /bin/true"
+	"gosu root|$U gosu root /bin/true"
 	"gaffer|$U $G -- /bin/true"
 	"go-min|$U $M -- /bin/true"
 )
@@ -55,7 +66,7 @@ check() {
 	local e name cmd out
 	for e in "$@"; do
 		name=${e%%|*} cmd=${e#*|}
-		# shellcheck disable=SC2086 # split like hyperfine -N does
+		# shellcheck disable=SC2086 # split like the harness does
 		if ! out=$($cmd 2>&1 </dev/null); then
 			die "$name ($cmd) failed: $out"
 		fi
@@ -63,22 +74,25 @@ check() {
 	done
 }
 
-# bench PREFIX ROUND NAME|COMMAND...: one hyperfine run of the set, in order or reversed.
+# bench PREFIX ROUND NAME|COMMAND...: one round of the set into PREFIX-roundROUND.json.
 bench() {
 	local prefix=$1 round=$2
 	shift 2
 	local set=("$@") args=() i n=$#
-	for ((i = 0; i < n; i++)); do
-		local e=${set[i]}
-		if ((round % 2 == 0)); then e=${set[n - 1 - i]}; fi
-		args+=(-n "${e%%|*}" "${e#*|}")
-	done
-	local log=$OUT_DIR/$prefix-round$round.log
-	if ! run_child hyperfine -N --style "$HF_STYLE" --warmup "$WARMUP" --runs "$RUNS" \
-		--export-json "$OUT_DIR/$prefix-round$round.json" "${args[@]}" >"$log" 2>&1; then
-		tail -n 20 "$log" >&2
-		die "hyperfine failed; see $log"
+	local json=$OUT_DIR/$prefix-round$round.json log=$OUT_DIR/$prefix-round$round.log
+	if [[ $HARNESS == hyperfine ]]; then
+		for ((i = 0; i < n; i++)); do
+			local e=${set[i]}
+			if ((round % 2 == 0)); then e=${set[n - 1 - i]}; fi
+			args+=(-n "${e%%|*}" "${e#*|}")
+		done
+		run_child hyperfine -N --style basic --warmup "$WARMUP" --runs "$RUNS" --export-json "$json" "${args[@]}" >"$log" 2>&1 ||
+			{ tail -n 20 "$log" >&2; die "hyperfine failed; see $log"; }
+		return
 	fi
+	for e in "${set[@]}"; do args+=("${e%%|*}=${e#*|}"); done
+	run_child "$BIN_DIR/spawntime" -runs "$RUNS" -warmup "$WARMUP" -out "$json" "${args[@]}" >"$log" 2>&1 ||
+		{ tail -n 20 "$log" >&2; die "spawntime failed; see $log"; }
 }
 
 check "${host[@]}"
@@ -96,19 +110,22 @@ for ((r = 1; r <= ROUNDS; r++)); do
 done
 
 {
-	echo "# hyperfine -N --warmup $WARMUP --runs $RUNS, $ROUNDS rounds pooled, $((SECONDS - start)) s; JSON in $OUT_DIR"
-	echo "# +X: X minus the base command's X (the time the wrapper adds); x +X: that added time over the vs command's;"
-	echo "# x total: whole medians; by round: x +median of each round alone (how stable the ratio is)"
-	echo "# go-min: bench/mingo, the smallest Go init with gaffer's Notify-everything rule (what Go itself costs)"
-	"$BIN_DIR/hfreport" -title "## startup: init -- /bin/true (ratios vs tini)" -base true \
-		-rows "tini:tini,dumb-init:tini,catatonit:tini,gaffer:tini,go-min:tini,gaffer:go-min" "$OUT_DIR"/startup-round*.json
+	echo "# $HARNESS, $RUNS runs (+$WARMUP warmup) per round, $ROUNDS rounds pooled, $((SECONDS - start)) s; JSON in $OUT_DIR"
+	echo "# +X: X minus /bin/true's X (the time the wrapper adds); x +X: that added time over the vs command's;"
+	echo "# x total: whole medians; by round: x +median of each round alone (how stable the ratio is);"
+	echo "# +cpu: median user+system time added (the wrapper's and the child's), which a busy machine does not inflate"
+	echo "# go-min: bench/mingo, the smallest Go program that does the same (what Go itself costs)"
+	"$BIN_DIR/hfreport" -title "## startup: init -- /bin/true (ratios vs gosu root, tini, go-min)" -base true \
+		-rows "tini:gosu root,catatonit:gosu root,dumb-init:gosu root,go-min:gosu root,gaffer:gosu root,gaffer:tini,gaffer:go-min" \
+		"$OUT_DIR"/startup-round*.json
 	echo
-	"$BIN_DIR/hfreport" -title "## startup: exec wrappers (ratios vs gosu with the same user)" -base true \
-		-rows "gosu root:gosu root,gaffer exec root:gosu root,gosu nobody:gosu nobody,gaffer exec nobody:gosu nobody" \
+	"$BIN_DIR/hfreport" -title "## startup: exec wrappers (ratios vs gosu with the same user, and vs go-min exec)" -base true \
+		-rows "gaffer exec root:gosu root,go-min exec root:gosu root,gaffer exec nobody:gosu nobody,go-min exec nobody:gosu nobody,gaffer exec nobody:go-min exec nobody" \
 		"$OUT_DIR"/startup-round*.json
 	if ((PID1)); then
 		echo
-		"$BIN_DIR/hfreport" -title "## startup as PID 1: unshare -p -f --mount-proc init -- /bin/true (base: unshare ... /bin/true; ratios vs tini)" \
-			-base true -rows "tini:tini,dumb-init:tini,catatonit:tini,gaffer:tini,go-min:tini,gaffer:go-min" "$OUT_DIR"/startup-pid1-round*.json
+		"$BIN_DIR/hfreport" -title "## startup as PID 1 of a new namespace with a private /run (bench/privrun.sh; base: privrun.sh /bin/true; ratios vs gosu root, tini, go-min)" \
+			-base true -rows "tini:gosu root,catatonit:gosu root,dumb-init:gosu root,go-min:gosu root,gaffer:gosu root,gaffer:tini,gaffer:go-min" \
+			"$OUT_DIR"/startup-pid1-round*.json
 	fi
 } | tee -a "$OUT_DIR/startup.txt"

@@ -1,6 +1,7 @@
-// Command hfreport summarizes hyperfine JSON exports taken in several rounds: for each command, the
-// pooled mean and median, the time added over a baseline command, and the ratio of that added time
-// to a reference command (gaffer vs tini, gaffer exec vs gosu).
+// Command hfreport summarizes hyperfine JSON exports (or bench/spawntime's, which add each run's cpu
+// time) taken in several rounds: for each command, the pooled mean and median, the time added over
+// a baseline command, and the ratio of that added time to a reference command (gaffer vs tini,
+// gaffer exec vs gosu); with cpu times, the median cpu time added and its ratio too.
 //
 //	hfreport -base true -rows 'tini:tini,gaffer:tini,gaffer exec root:gosu root' round1.json round2.json
 package main
@@ -21,6 +22,7 @@ type export struct {
 	Results []struct {
 		Command string    `json:"command"`
 		Times   []float64 `json:"times"`
+		CPU     []float64 `json:"cpu"` // bench/spawntime only
 	} `json:"results"`
 }
 
@@ -52,6 +54,7 @@ func run(w io.Writer, title, base, rowSpec string, files []string) error {
 	// rounds[i][name] are the times (seconds) of one file; pooled[name] is every round together.
 	var rounds []map[string][]float64
 	pooled := map[string][]float64{}
+	cpu := map[string][]float64{}
 	for _, f := range files {
 		b, err := os.ReadFile(f)
 		if err != nil {
@@ -65,6 +68,7 @@ func run(w io.Writer, title, base, rowSpec string, files []string) error {
 		for _, res := range e.Results {
 			r[res.Command] = res.Times
 			pooled[res.Command] = append(pooled[res.Command], res.Times...)
+			cpu[res.Command] = append(cpu[res.Command], res.CPU...)
 		}
 		rounds = append(rounds, r)
 	}
@@ -81,9 +85,16 @@ func run(w io.Writer, title, base, rowSpec string, files []string) error {
 	if title != "" {
 		fmt.Fprintln(w, title)
 	}
+	haveCPU := len(cpu[base]) > 0
+	cpuCell := func(name string) string {
+		if !haveCPU || len(cpu[name]) == 0 {
+			return "-"
+		}
+		return fmt.Sprintf("%.3f", (median(cpu[name])-median(cpu[base]))*1e3)
+	}
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "command\truns\tmean ms\tmedian ms\t+mean ms\t+median ms\tvs\tx +median\tx +mean\tx total\tx +median by round\t")
-	fmt.Fprintf(tw, "%s\t%d\t%.3f\t%.3f\t-\t-\t-\t-\t-\t-\t-\t\n", base, len(pooled[base]), bMean*1e3, bMed*1e3)
+	fmt.Fprintln(tw, "command\truns\tmean ms\tmedian ms\t+mean ms\t+median ms\tvs\tx +median\tx +mean\tx total\tx +median by round\t+cpu ms\tx +cpu\t")
+	fmt.Fprintf(tw, "%s\t%d\t%.3f\t%.3f\t-\t-\t-\t-\t-\t-\t-\t-\t-\t\n", base, len(pooled[base]), bMean*1e3, bMed*1e3)
 	for _, r := range rs {
 		t, ref := pooled[r.name], pooled[r.ref]
 		addMean, addMed := mean(t)-bMean, median(t)-bMed
@@ -96,9 +107,15 @@ func run(w io.Writer, title, base, rowSpec string, files []string) error {
 			b := median(rd[base])
 			per = append(per, fmt.Sprintf("%.2f", ratio(median(rd[r.name])-b, median(rd[r.ref])-b)))
 		}
-		fmt.Fprintf(tw, "%s\t%d\t%.3f\t%.3f\t%.3f\t%.3f\t%s\t%.2f\t%.2f\t%.2f\t%s\t\n",
+		xcpu := "-"
+		if haveCPU && len(cpu[r.name]) > 0 && len(cpu[r.ref]) > 0 {
+			b := median(cpu[base])
+			xcpu = fmt.Sprintf("%.2f", ratio(median(cpu[r.name])-b, median(cpu[r.ref])-b))
+		}
+		fmt.Fprintf(tw, "%s\t%d\t%.3f\t%.3f\t%.3f\t%.3f\t%s\t%.2f\t%.2f\t%.2f\t%s\t%s\t%s\t\n",
 			r.name, len(t), mean(t)*1e3, median(t)*1e3, addMean*1e3, addMed*1e3, r.ref,
-			ratio(addMed, refMed), ratio(addMean, refMean), ratio(median(t), median(ref)), strings.Join(per, " "))
+			ratio(addMed, refMed), ratio(addMean, refMean), ratio(median(t), median(ref)), strings.Join(per, " "),
+			cpuCell(r.name), xcpu)
 	}
 	return tw.Flush()
 }
@@ -119,6 +136,9 @@ func mean(xs []float64) float64 {
 }
 
 func median(xs []float64) float64 {
+	if len(xs) == 0 {
+		return 0
+	}
 	s := slices.Clone(xs)
 	slices.Sort(s)
 	n := len(s)

@@ -46,7 +46,8 @@ func main() {
 	samples := flag.Int("samples", 5, "measurements per init (median reported)")
 	settle := flag.Duration("settle", 500*time.Millisecond, "pause between the child running and the reading")
 	out := flag.String("out", "", "write the raw samples as JSON to `file`")
-	targetKB := flag.Int("target-kb", 4096, "gaffer's VmRSS target, reported as met or not")
+	wrap := flag.String("wrap", "", "run each init through `SCRIPT` in a new mount namespace too (bench/pid1env.sh: its own /proc and /run, as in a container)")
+	targetKB := flag.Int("target-anon-kb", 800, "gaffer's RssAnon target, reported as met or not")
 	var extra []target
 	flag.Func("extra", "also measure `NAME=INIT ARGS...`: an init's argv up to its --, space-separated (repeatable)", func(v string) error {
 		name, argv, ok := strings.Cut(v, "=")
@@ -92,7 +93,7 @@ func main() {
 	for i := 0; i < *samples; i++ {
 		for j := range ts {
 			t := ts[(i+j)%len(ts)]
-			s, err := measure(live, t, *settle)
+			s, err := measure(live, t, *settle, *wrap)
 			if err != nil {
 				live.killAll()
 				fatalf("%s: %v", t.name, err)
@@ -111,13 +112,20 @@ func main() {
 
 // measure starts one init as PID 1 of a new PID namespace with `sleep 1000` as its child, reads
 // its memory once the child is running, and kills the namespace.
-func measure(live *liveSet, t target, settle time.Duration) (sample, error) {
-	cmd := exec.Command(t.argv[0], append(t.argv[1:], "sleep", "1000")...)
+func measure(live *liveSet, t target, settle time.Duration, wrap string) (sample, error) {
+	argv := append(slices.Clone(t.argv), "sleep", "1000")
+	if wrap != "" {
+		argv = append([]string{wrap}, argv...)
+	}
+	cmd := exec.Command(argv[0], argv[1:]...)
 	cmd.Stderr = os.Stderr // stdin and stdout: /dev/null
 	// Setpgid: a Ctrl-C at the terminal reaches this program only, which then kills the namespace.
 	// Pdeathsig is the backstop should this program be killed (it never locks a goroutine to a
 	// thread, so the forking thread lives as long as the process).
 	cmd.SysProcAttr = &syscall.SysProcAttr{Cloneflags: syscall.CLONE_NEWPID, Setpgid: true, Pdeathsig: syscall.SIGKILL}
+	if wrap != "" {
+		cmd.SysProcAttr.Cloneflags |= syscall.CLONE_NEWNS
+	}
 	if err := cmd.Start(); err != nil {
 		return nil, err
 	}
@@ -214,7 +222,7 @@ func report(w io.Writer, ts []target, res map[string][]sample, samples int, sett
 	for _, c := range cols {
 		fmt.Fprintf(tw, "%s\t", c)
 	}
-	fmt.Fprint(tw, "VmRSS min-max\texe kB\tx VmRSS vs tini\tx Pss vs tini\t\n")
+	fmt.Fprint(tw, "VmRSS min-max\texe kB\tx RssAnon vs tini\tx VmRSS vs tini\tx Pss vs tini\t\n")
 	_, haveTini := res["tini"]
 	for _, t := range ts {
 		fmt.Fprintf(tw, "%s\t", t.name)
@@ -227,10 +235,10 @@ func report(w io.Writer, ts []target, res map[string][]sample, samples int, sett
 		}
 		fmt.Fprintf(tw, "%d-%d\t%s\t", lo, hi, exeKB(t.argv[0]))
 		if haveTini {
-			fmt.Fprintf(tw, "%.2f\t%.2f\t\n", float64(med(t.name, "VmRSS"))/float64(med("tini", "VmRSS")),
-				float64(med(t.name, "Pss"))/float64(med("tini", "Pss")))
+			fmt.Fprintf(tw, "%.2f\t%.2f\t%.2f\t\n", float64(med(t.name, "RssAnon"))/float64(med("tini", "RssAnon")),
+				float64(med(t.name, "VmRSS"))/float64(med("tini", "VmRSS")), float64(med(t.name, "Pss"))/float64(med("tini", "Pss")))
 		} else {
-			fmt.Fprint(tw, "-\t-\t\n")
+			fmt.Fprint(tw, "-\t-\t-\t\n")
 		}
 	}
 	tw.Flush()
@@ -239,14 +247,16 @@ func report(w io.Writer, ts []target, res map[string][]sample, samples int, sett
 		v := med("gaffer", "VmRSS")
 		if _, ok := res["go-min"]; ok {
 			m := med("go-min", "VmRSS")
-			fmt.Fprintf(w, "gaffer vs go-min (the smallest Go init, bench/mingo): +%d kB VmRSS (+%d kB anon, +%d kB file), x %.2f\n",
-				v-m, med("gaffer", "RssAnon")-med("go-min", "RssAnon"), med("gaffer", "RssFile")-med("go-min", "RssFile"), float64(v)/float64(m))
+			fmt.Fprintf(w, "gaffer vs go-min (the smallest Go init, bench/mingo): +%d kB RssAnon (x %.2f), +%d kB VmRSS (+%d kB file)\n",
+				med("gaffer", "RssAnon")-med("go-min", "RssAnon"), float64(med("gaffer", "RssAnon"))/float64(med("go-min", "RssAnon")),
+				v-m, med("gaffer", "RssFile")-med("go-min", "RssFile"))
 		}
+		a := med("gaffer", "RssAnon")
 		verdict := "met"
-		if v >= targetKB {
+		if a > targetKB {
 			verdict = "NOT met"
 		}
-		fmt.Fprintf(w, "gaffer VmRSS %d kB (%.2f MiB): target < %d kB %s\n", v, float64(v)/1024, targetKB, verdict)
+		fmt.Fprintf(w, "gaffer RssAnon %d kB (what each container pays; VmRSS %d kB, the rest is the executable's pages in the page cache, shared by the containers of one image): target <= %d kB %s\n", a, v, targetKB, verdict)
 	}
 }
 

@@ -58,6 +58,7 @@ func main() {
 	pid1 := flag.Bool("pid1", true, "run each init as PID 1 of a new PID namespace (needs root)")
 	direct := flag.Bool("direct", true, "also signal a receiver directly, with no init: the floor")
 	out := flag.String("out", "", "write every latency (ns) and the summary as JSON to `file`")
+	wrap := flag.String("wrap", "", "with -pid1, run each init through `SCRIPT` in a new mount namespace too (bench/pid1env.sh: its own /proc and /run, as in a container)")
 	var extra []string
 	flag.Func("extra", "also measure `NAME=INIT ARGS...`: an init's argv up to its --, space-separated (repeatable)", func(v string) error {
 		if name, argv, ok := strings.Cut(v, "="); ok && name != "" && len(strings.Fields(argv)) > 0 {
@@ -129,7 +130,7 @@ func main() {
 	}
 
 	for _, t := range ts {
-		if err := t.start(self, dir, *pid1 && t.argv != nil); err != nil {
+		if err := t.start(self, dir, *pid1 && t.argv != nil, *wrap); err != nil {
 			fail("%s: %v", t.name, err)
 		}
 	}
@@ -195,7 +196,7 @@ type target struct {
 
 var errLost = errors.New("lost")
 
-func (t *target) start(self, dir string, newPID bool) error {
+func (t *target) start(self, dir string, newPID bool, wrap string) error {
 	path := filepath.Join(dir, t.name+".fifo")
 	if err := unix.Mkfifo(path, 0o600); err != nil {
 		return err
@@ -208,6 +209,9 @@ func (t *target) start(self, dir string, newPID bool) error {
 	}
 	t.fifo = f
 	argv := append(slices.Clone(t.argv), self, "receive", path)
+	if newPID && wrap != "" {
+		argv = append([]string{wrap}, argv...)
+	}
 	t.cmd = exec.Command(argv[0], argv[1:]...)
 	t.cmd.Stderr = os.Stderr
 	// Setpgid: Ctrl-C reaches this program only, which then stops every init in order.
@@ -217,6 +221,9 @@ func (t *target) start(self, dir string, newPID bool) error {
 	t.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
 	if newPID {
 		t.cmd.SysProcAttr.Cloneflags = syscall.CLONE_NEWPID
+		if wrap != "" {
+			t.cmd.SysProcAttr.Cloneflags |= syscall.CLONE_NEWNS
+		}
 	}
 	t.mu.Lock()
 	err = t.cmd.Start()
