@@ -312,6 +312,7 @@ func run(ctx context.Context, o options) int {
 		if o.gaffer, err = buildGaffer(s.dir); err != nil {
 			return fail("%v", err)
 		}
+		s.o.gaffer = o.gaffer
 	}
 	defer s.stopAll()
 	if err := s.start(ctx); err != nil {
