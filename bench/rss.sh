@@ -24,6 +24,6 @@ mkdir -p "$OUT_DIR"
 # rss kills every namespace it starts, on error and on SIGINT/SIGTERM too.
 machine_info >"$OUT_DIR/rss.txt"
 rc=0
-run_child "$BIN_DIR/rss" -gaffer "$GAFFER" -mingo "$BIN_DIR/mingo" -wrap "$BENCH_DIR/pid1env.sh" -samples "$SAMPLES" -settle "$SETTLE" -out "$OUT_DIR/rss.json" >>"$OUT_DIR/rss.txt" || rc=$?
+run_child "$BIN_DIR/rss" -gaffer "$GAFFER" -mingo "$BIN_DIR/mingo" -wrap "$BENCH_DIR/pid1env.sh" ${BEFORE:+-extra "gaffer before=$BEFORE --"} -samples "$SAMPLES" -settle "$SETTLE" -out "$OUT_DIR/rss.json" >>"$OUT_DIR/rss.txt" || rc=$?
 cat "$OUT_DIR/rss.txt"
 exit "$rc"

@@ -7,6 +7,7 @@
 #   bench/run.sh                                  build the working tree, run everything
 #   GAFFER=/path/to/gaffer bench/run.sh           measure that binary instead
 #   SMOKE=1 bench/run.sh                          a few runs of each, to keep the scripts working
+#   BEFORE=/path/to/older/gaffer bench/run.sh     also measure an older build, as "gaffer before"
 #   RUNS=100 ROUNDS=1 SAMPLES=3 N=500 bench/run.sh   a quicker pass
 set -euo pipefail
 # shellcheck source=bench/lib.sh

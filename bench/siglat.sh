@@ -31,6 +31,6 @@ machine_info >"$OUT_DIR/siglat.txt"
 rc=0
 wrap=
 if ((PID1)); then wrap=$BENCH_DIR/pid1env.sh; fi # its own /proc and /run, as in a container
-run_child "$BIN_DIR/siglat" -gaffer "$GAFFER" -mingo "$BIN_DIR/mingo" -n "$N" -warmup "$WARMUP" -pid1="$pid1" -wrap "$wrap" -out "$OUT_DIR/siglat.json" >>"$OUT_DIR/siglat.txt" || rc=$?
+run_child "$BIN_DIR/siglat" -gaffer "$GAFFER" -mingo "$BIN_DIR/mingo" -n "$N" -warmup "$WARMUP" -pid1="$pid1" -wrap "$wrap" ${BEFORE:+-extra "gaffer before=$BEFORE --"} -out "$OUT_DIR/siglat.json" >>"$OUT_DIR/siglat.txt" || rc=$?
 cat "$OUT_DIR/siglat.txt"
 exit "$rc"

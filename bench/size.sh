@@ -19,6 +19,7 @@ if [[ $GAFFER == "$BIN_DIR/gaffer" ]]; then
 		die "cannot build gaffer with -tags gaffer_tls"
 	bins+=("gaffer+tls=$BIN_DIR/gaffer-tls")
 fi
+if [[ -n ${BEFORE:-} ]]; then bins+=("gaffer before=$BEFORE"); fi
 for p in gosu catatonit tini dumb-init; do bins+=("$p=$(command -v "$p")"); done
 
 {

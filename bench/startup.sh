@@ -9,6 +9,7 @@
 #   (PID1=1: the inits also run as PID 1 of a new namespace with a private /run, bench/privrun.sh)
 #   HARNESS=hyperfine bench/startup.sh    hyperfine -N instead (each command's runs back to back)
 #   GAFFER=/path/to/gaffer bench/startup.sh
+#   BEFORE=/path/to/older/gaffer bench/startup.sh   also measure that binary, as "gaffer before"
 set -euo pipefail
 # shellcheck source=bench/lib.sh
 source "$(dirname "$0")/lib.sh"
@@ -95,6 +96,13 @@ bench() {
 		{ tail -n 20 "$log" >&2; die "spawntime failed; see $log"; }
 }
 
+before_rows=
+if [[ -n ${BEFORE:-} ]]; then
+	host+=("gaffer before|$BEFORE -- /bin/true" "gaffer before exec nobody|$BEFORE exec --user nobody -- /bin/true")
+	pid1+=("gaffer before|$U $BEFORE -- /bin/true")
+	before_rows=",gaffer before:gosu root,gaffer:gaffer before"
+fi
+
 check "${host[@]}"
 if ((PID1)); then check "${pid1[@]}"; fi
 
@@ -116,16 +124,16 @@ done
 	echo "# +cpu: median user+system time added (the wrapper's and the child's), which a busy machine does not inflate"
 	echo "# go-min: bench/mingo, the smallest Go program that does the same (what Go itself costs)"
 	"$BIN_DIR/hfreport" -title "## startup: init -- /bin/true (ratios vs gosu root, tini, go-min)" -base true \
-		-rows "tini:gosu root,catatonit:gosu root,dumb-init:gosu root,go-min:gosu root,gaffer:gosu root,gaffer:tini,gaffer:go-min" \
+		-rows "tini:gosu root,catatonit:gosu root,dumb-init:gosu root,go-min:gosu root,gaffer:gosu root,gaffer:tini,gaffer:go-min$before_rows" \
 		"$OUT_DIR"/startup-round*.json
 	echo
 	"$BIN_DIR/hfreport" -title "## startup: exec wrappers (ratios vs gosu with the same user, and vs go-min exec)" -base true \
-		-rows "gaffer exec root:gosu root,go-min exec root:gosu root,gaffer exec nobody:gosu nobody,go-min exec nobody:gosu nobody,gaffer exec nobody:go-min exec nobody" \
+		-rows "gaffer exec root:gosu root,go-min exec root:gosu root,gaffer exec nobody:gosu nobody,go-min exec nobody:gosu nobody,gaffer exec nobody:go-min exec nobody${BEFORE:+,gaffer before exec nobody:gosu nobody}" \
 		"$OUT_DIR"/startup-round*.json
 	if ((PID1)); then
 		echo
 		"$BIN_DIR/hfreport" -title "## startup as PID 1 of a new namespace with a private /run (bench/privrun.sh; base: privrun.sh /bin/true; ratios vs gosu root, tini, go-min)" \
-			-base true -rows "tini:gosu root,catatonit:gosu root,dumb-init:gosu root,go-min:gosu root,gaffer:gosu root,gaffer:tini,gaffer:go-min" \
+			-base true -rows "tini:gosu root,catatonit:gosu root,dumb-init:gosu root,go-min:gosu root,gaffer:gosu root,gaffer:tini,gaffer:go-min$before_rows" \
 			"$OUT_DIR"/startup-pid1-round*.json
 	fi
 } | tee -a "$OUT_DIR/startup.txt"
