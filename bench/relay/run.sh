@@ -19,8 +19,15 @@ REPS=${REPS:-5}
 SMOKE=${SMOKE:-0}
 STRACE=${STRACE:-0}
 
+# The peers, from Debian when missing: s6-log is in s6, supervisord in supervisor.
 if ! command -v s6-log >/dev/null 2>&1 || ! command -v supervisord >/dev/null 2>&1; then
-	die "missing: s6-log or supervisord (apt-get install -y s6 supervisor)"
+	if [[ $(id -u) == 0 ]] && command -v apt-get >/dev/null 2>&1; then
+		echo "bench: installing s6 supervisor" >&2
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq s6 supervisor >/dev/null 2>&1 ||
+			{ apt-get update -qq >/dev/null 2>&1 && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq s6 supervisor >/dev/null 2>&1; } ||
+			die "apt-get install s6 supervisor failed"
+	fi
+	need s6-log supervisord
 fi
 flags=(-reps "$REPS")
 if [[ $SMOKE == 1 ]]; then
