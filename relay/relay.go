@@ -33,6 +33,9 @@
 //     U+FFFD, so that every object is valid JSON (as encoding/json does).
 //   - Back-pressure: buffers are bounded. When the destination blocks, Copy blocks in its write,
 //     stops reading, the pipe fills and the child blocks in its own write. Event never blocks.
+//   - A busy stream's pipe, and the destination when it is a pipe, are grown to 1 MiB, so that the
+//     child, the relay and the reader of the output run side by side rather than in turns; at most
+//     8 grown pipes per Writer at a time (see busyPipe). The pipes are never shrunk.
 //   - A write error on the destination (gaffer's stdout was closed) never stops Copy: it keeps
 //     draining the pipe, so that no child blocks forever, and discards; Err reports the error.
 //
