@@ -18,6 +18,7 @@ type logRing struct {
 	max    int        // bytes kept at most
 	size   int        // guarded by mu
 	chunks []logChunk // guarded by mu; oldest first
+	spare  []byte     // guarded by mu; the array of a chunk evicted, for add to reuse
 	subs   []*logSub  // guarded by mu
 }
 
@@ -52,13 +53,26 @@ func (r *logRing) add(stream string, lines []byte) {
 	if len(lines) == 0 {
 		return
 	}
-	c := logChunk{time: time.Now(), stream: stream, data: bytes.Clone(lines)}
+	now := time.Now()
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	// A busy process evicts a chunk for about every one it adds: reuse the evicted array rather
+	// than allocate one per read, which would keep the garbage collector running at the pace of
+	// the output (it halved the relay's throughput). Only an array at most twice the size, so that
+	// a small chunk does not hold a big one. Nothing outside the lock refers to chunk data: tail
+	// and the followers get copies, as strings.
+	var data []byte
+	if len(lines) <= cap(r.spare) && cap(r.spare) <= 2*len(lines) {
+		data, r.spare = append(r.spare[:0], lines...), nil
+	} else {
+		data = bytes.Clone(lines)
+	}
+	c := logChunk{time: now, stream: stream, data: data}
 	r.chunks = append(r.chunks, c)
-	r.size += len(c.data)
+	r.size += len(data)
 	for r.size > r.max && len(r.chunks) > 1 {
 		r.size -= len(r.chunks[0].data)
+		r.spare = r.chunks[0].data
 		r.chunks[0] = logChunk{}
 		r.chunks = r.chunks[1:]
 	}
