@@ -528,7 +528,7 @@ func (s *supervisor) adopt(in *instance, n note) {
 		a.origin = nil // it goes on with the new one
 		a.Release()
 	}
-	in.proc = na
+	s.setProc(in, na)
 	s.out.Event("%s main process is now %d", in.name, pid)
 	s.emit("mainpid", in, -1, strconv.Itoa(pid))
 	go s.watchMain(in, na)
@@ -579,7 +579,7 @@ func (s *supervisor) revert(in *instance, a *adopted, event string) {
 	origin := a.origin
 	a.origin = nil
 	a.Release()
-	in.proc = origin
+	s.setProc(in, origin)
 	s.out.Event("%s", event)
 	s.emit("mainpid", in, -1, strconv.Itoa(origin.PID()))
 	s.collect()

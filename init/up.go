@@ -138,6 +138,7 @@ type supervisor struct {
 	starting bool                               // pending instances may be startable: startSome has work
 	ready    chan struct{}                      // closed at once: always ready in a select
 	trace    func(in *instance, from, to state) // every transition, for tests
+	pids     map[string]int                     // Pids' answer, until a process changes (setProc); never modified
 
 	relays sync.WaitGroup // output being copied; waited for before gaffer exits
 
@@ -420,7 +421,7 @@ func (s *supervisor) start(in *instance) {
 		s.exit(in, startCode(err))
 		return
 	}
-	in.proc = p
+	s.setProc(in, p)
 	s.out.Event("%s started (pid %d)", in.name, p.PID())
 	if in.cfg.Ready.Kind == config.ProbeNone || in.cfg.Ready.Kind == "" {
 		s.to(in, stateRunning, "spawn", -1, "")
@@ -638,7 +639,7 @@ func (s *supervisor) collect() {
 			s.exitReason(in, e) // exit, signal or oom, said before the exit line (oom.go)
 			s.emit("exit", in, e.Code(), "")
 			in.proc.Release()
-			in.proc = nil
+			s.setProc(in, nil)
 			s.launch.ended(in)
 			s.exit(in, e.Code())
 		default:
