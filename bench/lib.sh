@@ -53,7 +53,7 @@ need_root() {
 }
 
 # GAFFER_TAGS are the build tags of gaffer under test, the release's by default (README,
-# Dockerfile.example); add gaffer_tls for https probes.
+# Dockerfile.example); add gaffer_notls to leave https probes (crypto/tls) out.
 GAFFER_TAGS=${GAFFER_TAGS:-urfave_cli_no_docs}
 
 # build_gaffer sets GAFFER to the binary under test: $GAFFER when given, else a fresh release-like

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Size of each executable on disk: gaffer as released (stripped, static), gaffer with https probes
-# (-tags gaffer_tls), go-min, and the peers as Debian ships them (tini and dumb-init link libc
+# Size of each executable on disk: gaffer as released (stripped, static), gaffer without https probes
+# (-tags gaffer_notls), go-min, and the peers as Debian ships them (tini and dumb-init link libc
 # dynamically: their size leaves it out; catatonit and gosu are static).
 #
 #   bench/size.sh
@@ -15,9 +15,9 @@ build_tool mingo
 mkdir -p "$OUT_DIR"
 bins=("gaffer=$GAFFER" "go-min=$BIN_DIR/mingo")
 if [[ $GAFFER == "$BIN_DIR/gaffer" ]]; then
-	(cd "$ROOT_DIR" && CGO_ENABLED=0 go build -trimpath -tags "$GAFFER_TAGS,gaffer_tls" -ldflags='-s -w' -o "$BIN_DIR/gaffer-tls" .) ||
-		die "cannot build gaffer with -tags gaffer_tls"
-	bins+=("gaffer+tls=$BIN_DIR/gaffer-tls")
+	(cd "$ROOT_DIR" && CGO_ENABLED=0 go build -trimpath -tags "$GAFFER_TAGS,gaffer_notls" -ldflags='-s -w' -o "$BIN_DIR/gaffer-notls" .) ||
+		die "cannot build gaffer with -tags gaffer_notls"
+	bins+=("gaffer-notls=$BIN_DIR/gaffer-notls")
 fi
 if [[ -n ${BEFORE:-} ]]; then bins+=("gaffer before=$BEFORE"); fi
 for p in gosu catatonit tini dumb-init; do bins+=("$p=$(command -v "$p")"); done

@@ -61,7 +61,7 @@ func refuseHTTPS(cfg *config.Config) []string {
 	var out []string
 	for _, p := range cfg.Processes {
 		if p.Ready.Kind == config.ProbeHTTPS {
-			out = append(out, fmt.Sprintf("%s:%d: process.%s.ready: %q: this gaffer was built without TLS (build with -tags gaffer_tls for https probes); use http://, tcp:// or exec: with a client in the image",
+			out = append(out, fmt.Sprintf("%s:%d: process.%s.ready: %q: this gaffer was built without TLS (-tags gaffer_notls); use http://, tcp:// or exec: with a client in the image",
 				cfg.File, p.Line, p.Name, p.Ready.Target))
 		}
 	}

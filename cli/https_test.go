@@ -11,7 +11,7 @@ import (
 )
 
 // TestHTTPSProbeNeedsTLS: check and up refuse an https readiness probe, exit 2 with FILE:LINE,
-// when gaffer was built without TLS, and take it when it was built with it (-tags gaffer_tls).
+// when gaffer was built without TLS (-tags gaffer_notls), and take it otherwise.
 func TestHTTPSProbeNeedsTLS(t *testing.T) {
 	clearGafferEnv(t)
 	t.Chdir(t.TempDir())

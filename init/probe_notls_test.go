@@ -1,4 +1,4 @@
-//go:build !gaffer_tls
+//go:build gaffer_notls
 
 package pid1
 
@@ -20,6 +20,6 @@ func TestHTTPSProbeWithoutTLS(t *testing.T) {
 		t.Fatalf("error %v, want errNoTLS", err)
 	}
 	if HTTPSProbes {
-		t.Error("HTTPSProbes is true in a build without gaffer_tls")
+		t.Error("HTTPSProbes is true in a gaffer_notls build")
 	}
 }

@@ -1,4 +1,4 @@
-//go:build gaffer_tls
+//go:build !gaffer_notls
 
 package pid1
 
@@ -9,8 +9,9 @@ import (
 )
 
 // HTTPSProbes says whether this gaffer can run https:// readiness probes. crypto/tls is 2.2 MB
-// of a 4.5 MB gaffer and Go links what it imports into every command, so only builds with
-// -tags gaffer_tls have it; the others refuse https probes when they load the config.
+// of the binary and Go links what it imports into every command, so a build with
+// -tags gaffer_notls leaves it out and refuses https probes when it loads the config; the
+// release keeps it, since https probes are a documented feature.
 const HTTPSProbes = true
 
 // probeTLS speaks TLS over conn to serverName. A readiness probe asks whether the server

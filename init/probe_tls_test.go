@@ -1,4 +1,4 @@
-//go:build gaffer_tls
+//go:build !gaffer_notls
 
 package pid1
 
@@ -32,6 +32,6 @@ func TestHTTPSProbe(t *testing.T) {
 		}
 	}
 	if !HTTPSProbes {
-		t.Error("HTTPSProbes is false in a gaffer_tls build")
+		t.Error("HTTPSProbes is false in a build without gaffer_notls")
 	}
 }

@@ -169,8 +169,8 @@ func size(dir string) (row, error) {
 		floor:  mb("go-min"),
 		ratio:  "-", wanted: "<= 5 MB", met: g <= 5, known: s["gaffer"] > 0,
 	}
-	if _, ok := s["gaffer+tls"]; ok {
-		r.gaffer += fmt.Sprintf(" (with https probes, -tags gaffer_tls: %s)", mb("gaffer+tls"))
+	if _, ok := s["gaffer-notls"]; ok {
+		r.gaffer += fmt.Sprintf(" (without https probes, -tags gaffer_notls: %s)", mb("gaffer-notls"))
 	}
 	return r, nil
 }
