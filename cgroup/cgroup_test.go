@@ -436,3 +436,39 @@ func BenchmarkReadSelf(b *testing.B) {
 		}
 	})
 }
+
+// TestOOMCounter: the counter of the looks reads what OOMKills reads, v1 subtree included, with
+// a handful of allocations (the paths handed to the kernel), not one per file or directory entry.
+func TestOOMCounter(t *testing.T) {
+	mount := t.TempDir()
+	files(t, mount, map[string]string{
+		"v2/memory.events":                   v2MemoryEvents,
+		"v1/memory.oom_control":              "oom_kill_disable 0\nunder_oom 0\noom_kill 1\n",
+		"v1/gaffer.web/memory.oom_control":   "oom_kill_disable 0\nunder_oom 0\noom_kill 2\n",
+		"v1/gaffer.web/x/memory.oom_control": "oom_kill_disable 0\nunder_oom 0\noom_kill 4\n",
+		"v1/memory.stat":                     "cache 0\n",
+	})
+	v2 := V2(filepath.Join(mount, "v2"), mount)
+	v1 := V1Dirs(map[string]string{Memory: filepath.Join(mount, "v1")}, map[string]string{Memory: mount}, "")
+	for _, c := range []*Cgroup{v2, v1} {
+		want, err := c.OOMKills()
+		if err != nil {
+			t.Fatal(err)
+		}
+		o := c.NewOOMCounter()
+		if got, err := o.Read(); err != nil || got != want {
+			t.Errorf("%v: counter %d %v, OOMKills %d", c, got, err, want)
+		}
+		allocs := testing.AllocsPerRun(20, func() { _, _ = o.Read() })
+		if allocs > 8 {
+			t.Errorf("%v: %.0f allocations per read", c, allocs)
+		}
+		t.Logf("%v: %d, %.0f allocations per read", c, want, allocs)
+	}
+	if _, err := (*OOMCounter)(nil).Read(); err == nil {
+		t.Error("nil counter: want an error")
+	}
+	if (&Cgroup{}).NewOOMCounter() != nil {
+		t.Error("no memory controller: want no counter")
+	}
+}

@@ -2,6 +2,7 @@ package pid1
 
 import (
 	"bytes"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"maps"
@@ -63,8 +64,9 @@ type resourcesConfig struct {
 	// running reports whether the supervised process name still runs as pid, its exit not yet
 	// collected (called on the loop).
 	running func(name string, pid int) bool
-	// scan reads the trees below roots: pid -> name of its root (tests give a fake).
-	scan func(roots map[string]int) (map[int]string, error)
+	// scan reads the trees below roots into into (cleared): pid -> name of its root (tests give
+	// a fake).
+	scan func(roots map[string]int, into map[int]string) (map[int]string, error)
 	// onKill counts one OOM kill in name's tree (core.Process.OOMKills).
 	onKill func(name string)
 }
@@ -75,11 +77,15 @@ type resources struct {
 	resourcesConfig
 	parent   *cgroup.Parent           // makes the per-process cgroups, once one is needed
 	children map[string]*cgroup.Child // the per-process cgroups, by instance name
+	// The counters of the looks (used by one look at a time), by instance name ("" for the
+	// container's): they read without making garbage.
+	counters map[string]*cgroup.OOMCounter
 
 	ok      bool              // last is known
 	last    uint64            // the container's OOM kill count at the last look
 	perLast map[string]uint64 // each per-process cgroup's count at the last look
 	tree    map[int]string    // pid -> name of the tree it was in at the last look
+	spare   map[int]string    // the tree before last, for the next look to fill
 	killed  map[int]bool      // orphans reaped dead of SIGKILL since the last look
 	timer   Timer             // the next look, when one is armed
 	due     time.Time         // when it comes
@@ -97,9 +103,13 @@ func (r *resources) init(cfg resourcesConfig) {
 	cfg.clock = orSystem(cfg.clock)
 	cfg.say, cfg.debugf, cfg.warnf = orSilent(cfg.say), orSilent(cfg.debugf), orSilent(cfg.warnf)
 	if cfg.scan == nil {
-		cfg.scan = readTrees
+		cfg.scan = new(treeReader).read
 	}
-	*r = resources{resourcesConfig: cfg, children: map[string]*cgroup.Child{}, perLast: map[string]uint64{}, killed: map[int]bool{}, done: make(chan struct{})}
+	*r = resources{resourcesConfig: cfg, children: map[string]*cgroup.Child{}, counters: map[string]*cgroup.OOMCounter{},
+		perLast: map[string]uint64{}, killed: map[int]bool{}, done: make(chan struct{})}
+	if cfg.cg != nil {
+		r.counters[""] = cfg.cg.NewOOMCounter()
+	}
 	if r.post == nil {
 		own, done := make(chan func()), r.done
 		r.own = own
@@ -176,6 +186,7 @@ func (r *resources) child(name string, l cgroup.Limits) (*cgroup.Child, error) {
 		return nil, err
 	}
 	r.children[name] = ch
+	r.counters[name] = ch.NewOOMCounter()
 	if n, err := ch.OOMKills(); err == nil {
 		r.perLast[name] = n
 	}
@@ -315,19 +326,29 @@ func (r *resources) startLook(gen int) {
 	r.timer = nil
 	r.busy = true
 	roots := r.roots()
-	cg, children := r.cg, maps.Clone(r.children)
-	scan := r.scan
+	counters := r.counters // not changed while a look runs: child() adds only on the loop, before
+	if len(r.children) > 0 {
+		counters = maps.Clone(r.counters)
+	}
+	scan, into := r.scan, r.spare
+	r.spare = nil
 	go func() {
 		defer survive(r.warnf, "OOM look")
-		l := look{roots: roots, per: map[string]uint64{}}
+		l := look{roots: roots}
 		began := time.Now()
-		if l.count, l.err = cg.OOMKills(); l.err == nil {
-			for name, ch := range children {
-				if n, err := ch.OOMKills(); err == nil {
+		if l.count, l.err = counters[""].Read(); l.err == nil {
+			for name, c := range counters {
+				if name == "" {
+					continue
+				}
+				if n, err := c.Read(); err == nil {
+					if l.per == nil {
+						l.per = map[string]uint64{}
+					}
 					l.per[name] = n
 				}
 			}
-			l.tree, l.err = scan(roots)
+			l.tree, l.err = scan(roots, into)
 		}
 		l.took = time.Since(began)
 		r.post(func() { r.apply(l) })
@@ -390,7 +411,10 @@ func (r *resources) apply(l look) {
 		// Tests wait for this line to know that gaffer tracks a process.
 		r.debugf("OOM watch: %s", describeTrees(l.tree))
 	}
-	r.tree, r.killed = l.tree, map[int]bool{}
+	r.spare, r.tree = r.tree, l.tree
+	if len(r.killed) > 0 {
+		r.killed = map[int]bool{}
+	}
 	if rise > 0 {
 		r.sayRise(before, r.last, inCgroup, lost, strays, killed)
 	}
@@ -496,128 +520,217 @@ func describeTrees(tree map[int]string) string {
 	return strings.Join(parts, "; ")
 }
 
-// readTrees returns, for every live process at or below one of roots, the name of that root.
-// Zombies count as gone: their memory is freed. It walks down from the roots through
-// /proc/PID/task/TID/children, which costs in proportion to the trees; as PID 1, where every
-// process of the namespace is in a tree, or without those files, one scan of /proc is cheaper.
-func readTrees(roots map[string]int) (map[int]string, error) {
-	if os.Getpid() == 1 {
-		return scanTrees(roots)
-	}
-	out, err := walkTrees(roots)
-	if err != nil {
-		return scanTrees(roots)
-	}
-	return out, nil
+// treeReader reads the trees of the supervised processes for the looks, with buffers of its
+// own: a look every 2 s of an idle PID 1 leaves next to no garbage for the collector. One look at
+// a time uses it.
+type treeReader struct {
+	dent  []byte // getdents
+	buf   []byte // a stat or children file
+	path  []byte
+	procs []proc2 // scan: every live process, by parent
+	live  []int   // scan: every live pid, in order
+	queue []int
+	tids  []int
 }
 
-// walkTrees walks down from roots through the children files of every thread; errNoChildren when
-// the kernel has none (CONFIG_PROC_CHILDREN).
-func walkTrees(roots map[string]int) (map[int]string, error) {
-	out := map[int]string{}
-	buf := make([]byte, 4096)
+// proc2 is a process and its parent.
+type proc2 struct{ pid, ppid int }
+
+// read fills into (cleared; a new map when nil) with every live process at or below one of
+// roots, and the name of that root. Zombies count as gone: their memory is freed. It walks down
+// from the roots through /proc/PID/task/TID/children, which costs in proportion to the trees; as
+// PID 1, where every process of the namespace is in a tree, or without those files, one scan of
+// /proc is cheaper.
+func (t *treeReader) read(roots map[string]int, into map[int]string) (map[int]string, error) {
+	if t.dent == nil {
+		t.dent, t.buf = make([]byte, 8192), make([]byte, 4096)
+	}
+	if into == nil {
+		into = map[int]string{}
+	}
+	clear(into)
+	if os.Getpid() != 1 {
+		err := t.walk(roots, into)
+		if err == nil {
+			return into, nil
+		}
+		clear(into)
+	}
+	return into, t.scan(roots, into)
+}
+
+// errNoChildren: the kernel has no /proc/PID/task/TID/children (CONFIG_PROC_CHILDREN).
+var errNoChildren = errors.New("no /proc/PID/task/TID/children")
+
+// walk walks down from roots through the children files of every thread.
+func (t *treeReader) walk(roots map[string]int, into map[int]string) error {
 	for name, root := range roots {
-		queue := []int{root}
-		for len(queue) > 0 {
-			p := queue[0]
-			queue = queue[1:]
-			if _, seen := out[p]; seen {
+		t.queue = append(t.queue[:0], root)
+		for len(t.queue) > 0 {
+			p := t.queue[len(t.queue)-1]
+			t.queue = t.queue[:len(t.queue)-1]
+			if _, seen := into[p]; seen {
 				continue
 			}
-			if _, state, ok := statOf(p, buf); !ok || state == 'Z' {
+			if _, state, ok := t.stat(p); !ok || state == 'Z' {
 				continue
 			}
-			tasks, err := os.ReadDir("/proc/" + strconv.Itoa(p) + "/task")
-			if err != nil {
+			var err error
+			t.path = strconv.AppendInt(append(t.path[:0], "/proc/"...), int64(p), 10)
+			t.path = append(t.path, "/task"...)
+			if t.tids, err = t.list(string(t.path), t.tids[:0]); err != nil {
 				continue // gone
 			}
-			out[p] = name
-			for _, task := range tasks {
-				b, err := os.ReadFile("/proc/" + strconv.Itoa(p) + "/task/" + task.Name() + "/children")
-				if errors.Is(err, os.ErrNotExist) {
-					if _, serr := os.Stat("/proc/" + strconv.Itoa(p) + "/task/" + task.Name()); serr == nil {
-						return nil, errNoChildren
+			into[p] = name
+			for _, tid := range t.tids {
+				t.path = strconv.AppendInt(append(t.path[:0], "/proc/"...), int64(p), 10)
+				t.path = strconv.AppendInt(append(t.path, "/task/"...), int64(tid), 10)
+				t.path = append(t.path, "/children"...)
+				b, err := t.readFile(string(t.path))
+				if errors.Is(err, unix.ENOENT) {
+					if unix.Access(string(t.path[:len(t.path)-len("/children")]), unix.F_OK) == nil {
+						return errNoChildren
 					}
 					continue // the thread ended
 				}
-				for _, f := range bytes.Fields(b) {
-					if c, err := strconv.Atoi(string(f)); err == nil {
-						queue = append(queue, c)
+				for len(b) > 0 {
+					var n int
+					n, b = leadingInt(b)
+					if n > 0 {
+						t.queue = append(t.queue, n)
 					}
 				}
 			}
 		}
 	}
-	return out, nil
+	return nil
 }
 
-// errNoChildren: the kernel has no /proc/PID/task/TID/children.
-var errNoChildren = errors.New("no /proc/PID/task/TID/children")
-
-// scanTrees reads /proc once and returns, for every live process at or below one of roots, the
-// name of that root. Zombies count as gone: their memory is freed.
-func scanTrees(roots map[string]int) (map[int]string, error) {
-	entries, err := os.ReadDir("/proc")
-	if err != nil {
-		return nil, fmt.Errorf("list processes: %w", err)
+// scan reads the state and parent of every process in /proc once.
+func (t *treeReader) scan(roots map[string]int, into map[int]string) error {
+	var err error
+	if t.tids, err = t.list("/proc", t.tids[:0]); err != nil {
+		return fmt.Errorf("list processes: %w", err)
 	}
-	children := map[int][]int{}
-	live := map[int]bool{}
-	buf := make([]byte, 512)
-	for _, e := range entries {
-		pid, err := strconv.Atoi(e.Name())
-		if err != nil {
-			continue
+	t.procs, t.live = t.procs[:0], t.live[:0]
+	for _, pid := range t.tids {
+		if ppid, state, ok := t.stat(pid); ok && state != 'Z' {
+			t.procs = append(t.procs, proc2{pid, ppid})
+			t.live = append(t.live, pid)
 		}
-		ppid, state, ok := statOf(pid, buf)
-		if !ok || state == 'Z' {
-			continue
-		}
-		live[pid] = true
-		children[ppid] = append(children[ppid], pid)
 	}
-	out := map[int]string{}
+	slices.SortFunc(t.procs, func(a, b proc2) int { return a.ppid - b.ppid })
+	slices.Sort(t.live)
 	for name, root := range roots {
-		if !live[root] {
+		if _, alive := slices.BinarySearch(t.live, root); !alive {
 			continue
 		}
-		queue := []int{root}
-		for len(queue) > 0 {
-			p := queue[0]
-			queue = queue[1:]
-			if _, seen := out[p]; seen {
+		t.queue = append(t.queue[:0], root)
+		for len(t.queue) > 0 {
+			p := t.queue[len(t.queue)-1]
+			t.queue = t.queue[:len(t.queue)-1]
+			if _, seen := into[p]; seen {
 				continue
 			}
-			out[p] = name
-			queue = append(queue, children[p]...)
+			into[p] = name
+			i, _ := slices.BinarySearchFunc(t.procs, p, func(x proc2, ppid int) int { return x.ppid - ppid })
+			for ; i < len(t.procs) && t.procs[i].ppid == p; i++ {
+				t.queue = append(t.queue, t.procs[i].pid)
+			}
 		}
 	}
-	return out, nil
+	return nil
 }
 
-// statOf reads the state and ppid of pid from /proc/PID/stat ("pid (comm) S ppid ..."; comm may
+// list appends the numeric entries of the directory path (pids, tids) to dst.
+func (t *treeReader) list(path string, dst []int) ([]int, error) {
+	fd, err := unix.Open(path, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return dst, err
+	}
+	defer unix.Close(fd)
+	for {
+		n, err := unix.Getdents(fd, t.dent)
+		if err == unix.EINTR {
+			continue
+		}
+		if err != nil {
+			return dst, err
+		}
+		if n <= 0 {
+			return dst, nil
+		}
+		for off := 0; off+19 <= n; {
+			reclen := int(binary.NativeEndian.Uint16(t.dent[off+16:]))
+			if reclen == 0 || off+reclen > n {
+				break
+			}
+			if id, rest := leadingInt(t.dent[off+19 : off+reclen]); id > 0 && (len(rest) == 0 || rest[0] == 0) {
+				dst = append(dst, id)
+			}
+			off += reclen
+		}
+	}
+}
+
+// readFile reads path into t.buf (at most its size).
+func (t *treeReader) readFile(path string) ([]byte, error) {
+	fd, err := unix.Open(path, unix.O_RDONLY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return nil, err
+	}
+	defer unix.Close(fd)
+	n := 0
+	for n < len(t.buf) {
+		m, err := unix.Read(fd, t.buf[n:])
+		if err == unix.EINTR {
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		if m == 0 {
+			break
+		}
+		n += m
+	}
+	return t.buf[:n], nil
+}
+
+// stat reads the state and ppid of pid from /proc/PID/stat ("pid (comm) S ppid ..."; comm may
 // hold spaces and parentheses, so the fields are read after the last ')').
-func statOf(pid int, buf []byte) (ppid int, state byte, ok bool) {
-	fd, err := unix.Open("/proc/"+strconv.Itoa(pid)+"/stat", unix.O_RDONLY|unix.O_CLOEXEC, 0)
+func (t *treeReader) stat(pid int) (ppid int, state byte, ok bool) {
+	t.path = strconv.AppendInt(append(t.path[:0], "/proc/"...), int64(pid), 10)
+	t.path = append(t.path, "/stat"...)
+	b, err := t.readFile(string(t.path))
 	if err != nil {
 		return 0, 0, false
 	}
-	n, err := unix.Read(fd, buf)
-	unix.Close(fd)
-	if err != nil || n <= 0 {
-		return 0, 0, false
-	}
-	b := buf[:n]
 	i := bytes.LastIndexByte(b, ')')
-	if i < 0 {
+	if i < 0 || i+4 >= len(b) || b[i+1] != ' ' || b[i+3] != ' ' {
 		return 0, 0, false
 	}
-	f := bytes.Fields(b[i+1:])
-	if len(f) < 2 || len(f[0]) != 1 {
-		return 0, 0, false
+	ppid, _ = leadingInt(b[i+4:])
+	return ppid, b[i+2], true
+}
+
+// leadingInt parses the decimal number at the start of b (after spaces) and returns it with what
+// follows it; 0 when there is none.
+func leadingInt(b []byte) (int, []byte) {
+	for len(b) > 0 && (b[0] == ' ' || b[0] == '\n') {
+		b = b[1:]
 	}
-	ppid, err = strconv.Atoi(string(f[1]))
-	return ppid, f[0][0], err == nil
+	n, i := 0, 0
+	for ; i < len(b) && b[i] >= '0' && b[i] <= '9' && i < 10; i++ {
+		n = n*10 + int(b[i]-'0')
+	}
+	if i == 0 {
+		for len(b) > 0 && b[0] != ' ' && b[0] != '\n' {
+			b = b[1:] // not a number: skip it
+		}
+		return 0, b
+	}
+	return n, b[i:]
 }
 
 // bounded runs f and waits for it at most d; it reports whether f finished in time. f must write

@@ -57,7 +57,7 @@ func newOOMHarness(t *testing.T, count int) *oomHarness {
 			return out
 		},
 		running: func(name string, pid int) bool { return h.alive[pid] },
-		scan: func(map[string]int) (map[int]string, error) {
+		scan: func(_ map[string]int, _ map[int]string) (map[int]string, error) {
 			h.mu.Lock()
 			defer h.mu.Unlock()
 			out := map[int]string{}
@@ -244,7 +244,7 @@ func TestMiB(t *testing.T) {
 }
 
 // TestTrees: the walk down from the roots and the scan of /proc find the same trees: a child
-// and its grandchild, not a zombie, nothing of a root that does not exist.
+// and its grandchild, not a zombie, nothing of a root that does not exist; with few allocations.
 func TestTrees(t *testing.T) {
 	cmd := exec.Command("sh", "-c", "sleep 100 & (exit 3) & sleep 100")
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
@@ -253,20 +253,30 @@ func TestTrees(t *testing.T) {
 	}
 	defer func() { _ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL); _ = cmd.Wait() }()
 	roots := map[string]int{"sh": cmd.Process.Pid, "gone": 1 << 30}
-	var scanned map[int]string
+	var tr treeReader
+	if _, err := tr.read(roots, nil); err != nil { // the buffers
+		t.Fatal(err)
+	}
+	scanned := map[int]string{}
 	testutil.WaitFor(t, 10*time.Second, "sh and its two sleeps", func() bool {
-		var err error
-		if scanned, err = scanTrees(roots); err != nil {
+		clear(scanned)
+		if err := tr.scan(roots, scanned); err != nil {
 			t.Fatal(err)
 		}
 		return len(scanned) == 3
 	})
-	walked, err := walkTrees(roots)
+	walked := map[int]string{}
+	err := tr.walk(roots, walked)
 	if errors.Is(err, errNoChildren) {
 		t.Skip("this kernel has no /proc/PID/task/TID/children")
 	}
 	if err != nil || !reflect.DeepEqual(walked, scanned) {
 		t.Errorf("walk %v (%v), scan %v: want the same three processes of sh", walked, err, scanned)
+	}
+	// The paths handed to the kernel are the allocations: a few per process, none per /proc entry.
+	into := map[int]string{}
+	if n := testing.AllocsPerRun(10, func() { _, _ = tr.read(roots, into) }); n > 40 {
+		t.Errorf("%.0f allocations per read of a tree of 3", n)
 	}
 }
 
@@ -280,17 +290,23 @@ func BenchmarkTrees(b *testing.B) {
 	defer func() { _ = cmd.Process.Kill(); _ = cmd.Wait() }()
 	roots := map[string]int{"sh": cmd.Process.Pid}
 	entries, _ := os.ReadDir("/proc")
+	var tr treeReader
+	into, _ := tr.read(roots, nil)
 	b.Run("scan", func(b *testing.B) {
+		b.ReportAllocs()
 		for b.Loop() {
-			if _, err := scanTrees(roots); err != nil {
+			clear(into)
+			if err := tr.scan(roots, into); err != nil {
 				b.Fatal(err)
 			}
 		}
 		b.ReportMetric(float64(len(entries)), "proc-entries")
 	})
 	b.Run("walk", func(b *testing.B) {
+		b.ReportAllocs()
 		for b.Loop() {
-			if _, err := walkTrees(roots); err != nil {
+			clear(into)
+			if err := tr.walk(roots, into); err != nil {
 				b.Skip(err)
 			}
 		}
