@@ -73,3 +73,48 @@ func TestWriteErrorsAreCountedAsDropped(t *testing.T) {
 type errWriter struct{}
 
 func (errWriter) Write([]byte) (int, error) { return 0, errors.New("closed") }
+
+// gateWriter holds each Write until the test releases it with an error (nil: success).
+type gateWriter struct {
+	entered chan struct{}
+	release chan error
+}
+
+func (g *gateWriter) Write(p []byte) (int, error) {
+	g.entered <- struct{}{}
+	if err := <-g.release; err != nil {
+		return 0, err
+	}
+	return len(p), nil
+}
+
+// TestAbandonThenTheStuckWriteEnds: a write stuck when Abandon is called counts as dropped once
+// if it then fails, and not at all if it then goes through (found in review: it was counted
+// twice, or dropped though written).
+func TestAbandonThenTheStuckWriteEnds(t *testing.T) {
+	for _, fail := range []bool{true, false} {
+		g := &gateWriter{entered: make(chan struct{}), release: make(chan error)}
+		w := NewWriter(g, Options{Format: Raw})
+		line := []byte("0123456789\n")
+		done := make(chan struct{})
+		go func() { w.write(line); close(done) }()
+		<-g.entered
+		w.Abandon()
+		if got := w.Dropped(); got != int64(len(line)) {
+			t.Errorf("fail=%v: while stuck after Abandon, dropped %d, want %d", fail, got, len(line))
+		}
+		var err error
+		if fail {
+			err = errors.New("broken pipe")
+		}
+		g.release <- err
+		<-done
+		want := int64(0)
+		if fail {
+			want = int64(len(line))
+		}
+		if got := w.Dropped(); got != want {
+			t.Errorf("fail=%v: dropped %d, want %d", fail, got, want)
+		}
+	}
+}

@@ -152,8 +152,13 @@ type Writer struct {
 	err error     // guarded by mu; the first write error, after which output is discarded
 
 	// Accounting that needs no lock, so that it can be read while a write is stuck.
-	pending   atomic.Int64 // bytes handed to write and not yet written or dropped
-	dropped   atomic.Int64 // bytes that could not be written: write errors, Abandon, full event queue
+	// Accounting, under acct (never held across a write): bytes handed to write and not yet
+	// written or dropped, and bytes that could not be written (write errors, writes after
+	// Abandon, a full event queue). Once abandoned, what is pending counts as dropped too (see
+	// Dropped): a write stuck in the kernel is lost unless it completes after all.
+	acct      sync.Mutex
+	pending   int64        // guarded by acct
+	dropped   int64        // guarded by acct
 	progress  atomic.Int64 // Unix nanoseconds of the last completed write
 	abandoned atomic.Bool  // Abandon was called: every later byte is dropped
 	busyPipes atomic.Int64 // streams whose pipes Copy has grown and not yet given up
@@ -224,7 +229,7 @@ func (w *Writer) Event(format string, args ...any) {
 	w.evMu.Lock()
 	if len(w.events)+len(s.out) > maxEvents || w.abandoned.Load() {
 		w.droppedEvents++
-		w.dropped.Add(int64(len(s.out)))
+		w.countDropped(int64(len(s.out)))
 		w.evMu.Unlock()
 		return
 	}
@@ -329,33 +334,52 @@ func (s *stream) text(text string) {
 // discards and counts.
 func (w *Writer) write(p []byte) {
 	n := int64(len(p))
+	w.acct.Lock()
 	if w.abandoned.Load() {
-		w.dropped.Add(n)
+		w.dropped += n
+		w.acct.Unlock()
 		return
 	}
-	w.pending.Add(n)
+	w.pending += n
+	w.acct.Unlock()
+
 	w.mu.Lock()
-	defer w.mu.Unlock()
-	defer w.pending.Add(-n)
-	if w.abandoned.Load() {
-		return // counted by Abandon, which saw it pending
+	lost := n // what this write loses, unless it succeeds
+	if !w.abandoned.Load() && w.err == nil {
+		m, err := w.w.Write(p)
+		if err != nil {
+			w.err = err
+			lost = n - int64(max(m, 0))
+		} else {
+			lost = 0
+			w.progress.Store(time.Now().UnixNano())
+		}
 	}
-	if w.err != nil {
-		w.dropped.Add(n)
-		return
-	}
-	m, err := w.w.Write(p)
-	if err != nil {
-		w.err = err
-		w.dropped.Add(n - int64(max(m, 0)))
-		return
-	}
-	w.progress.Store(time.Now().UnixNano())
+	w.mu.Unlock()
+
+	w.acct.Lock()
+	w.pending -= n
+	w.dropped += lost
+	w.acct.Unlock()
+}
+
+// countDropped adds n bytes to what could not be written.
+func (w *Writer) countDropped(n int64) {
+	w.acct.Lock()
+	w.dropped += n
+	w.acct.Unlock()
 }
 
 // Dropped returns how many bytes could not be written: lost to a write error (gaffer's output
 // was closed), to a full event queue, or given up on by Abandon.
-func (w *Writer) Dropped() int64 { return w.dropped.Load() }
+func (w *Writer) Dropped() int64 {
+	w.acct.Lock()
+	defer w.acct.Unlock()
+	if w.abandoned.Load() {
+		return w.dropped + w.pending // given up on, unless a stuck write completes after all
+	}
+	return w.dropped
+}
 
 // Busy reports whether bytes or events are waiting to be written, and when a write last
 // completed (zero before the first).
@@ -363,7 +387,9 @@ func (w *Writer) Busy() (busy bool, lastProgress time.Time) {
 	w.evMu.Lock()
 	busy = w.flushing != nil
 	w.evMu.Unlock()
-	busy = busy || w.pending.Load() > 0
+	w.acct.Lock()
+	busy = busy || w.pending > 0
+	w.acct.Unlock()
 	if ns := w.progress.Load(); ns > 0 {
 		lastProgress = time.Unix(0, ns)
 	}
@@ -374,11 +400,14 @@ func (w *Writer) Busy() (busy bool, lastProgress time.Time) {
 // what waits to be written, and everything offered later, is dropped and counted. A write that is
 // stuck in the kernel stays stuck; gaffer exits without it. Abandon never blocks.
 func (w *Writer) Abandon() {
-	if w.abandoned.Swap(true) {
+	w.acct.Lock()
+	was := w.abandoned.Swap(true)
+	w.acct.Unlock()
+	if was {
 		return
 	}
 	w.evMu.Lock()
-	w.dropped.Add(w.pending.Load() + int64(len(w.events)))
+	w.countDropped(int64(len(w.events)))
 	w.events = w.events[:0]
 	w.evMu.Unlock()
 }
