@@ -867,3 +867,71 @@ func scenarioBatches(t *testing.T, tr *transitions) {
 		}
 	}
 }
+
+// serveCalls runs the API's loop calls on a goroutine of their own while the test goroutine waits
+// in one (it touches nothing meanwhile); the returned function stops it.
+func serveCalls(s *supervisor) func() {
+	stop := make(chan struct{})
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for {
+			select {
+			case f := <-s.calls:
+				f()
+			case <-stop:
+				return
+			}
+		}
+	}()
+	return func() { close(stop); <-done }
+}
+
+// TestGroupNameMeansEveryInstance: after a scale-up from one instance (web, web.2, web.3), "web"
+// means all three for signal, start, stop and restart, and the instance web for stdin and logs;
+// an instance already as asked is no conflict while another was acted on (found in review: stop
+// web reached only web, and restart of a group with one stopped instance failed).
+func TestGroupNameMeansEveryInstance(t *testing.T) {
+	h := newHarness(t, "[process.web]\ncmd = \"x\"\n[process.keep]\ncmd = \"x\"\n", nil).run()
+	if err := h.s.scale("web", 3); err != nil {
+		t.Fatal(err)
+	}
+	h.settle()
+	if got := len(h.s.find("web")); got != 3 {
+		t.Fatalf("find(web) = %d instances, want 3", got)
+	}
+	if in, err := h.s.findOne("web"); err != nil || in.name != "web" {
+		t.Fatalf("findOne(web) = %v, %v; want the instance web", in, err)
+	}
+	if in, err := h.s.findOne("web.3"); err != nil || in.name != "web.3" {
+		t.Fatalf("findOne(web.3) = %v, %v", in, err)
+	}
+	h.stop("web.2")
+	stop := serveCalls(h.s)
+	err := h.s.each("web", h.s.stopOne)
+	stop()
+	if err != nil {
+		t.Fatalf("stop web with web.2 already stopped: %v", err)
+	}
+	h.settle()
+	for _, n := range []string{"web", "web.2", "web.3"} {
+		h.wantState(n, stateHeld)
+	}
+	stop = serveCalls(h.s)
+	err = h.s.each("web", h.s.stopOne)
+	stop()
+	if err == nil {
+		t.Fatal("stop web with every instance stopped is no conflict")
+	}
+	h.start("web.3")
+	stop = serveCalls(h.s)
+	err = h.s.each("web", h.s.startOne)
+	stop()
+	if err != nil {
+		t.Fatalf("start web with web.3 already running: %v", err)
+	}
+	h.settle()
+	for _, n := range []string{"web", "web.2", "web.3"} {
+		h.wantState(n, stateRunning)
+	}
+}

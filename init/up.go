@@ -439,7 +439,16 @@ func (s *supervisor) start(in *instance) {
 // after arms a timer of in's current gen that hands kind to the loop after d.
 func (s *supervisor) after(in *instance, d time.Duration, kind eventKind) {
 	ev := event{kind: kind, inst: in, gen: in.gen}
-	in.timers = append(in.timers, s.clock.AfterFunc(d, func() { s.events <- ev }))
+	in.timers = append(in.timers, s.clock.AfterFunc(d, func() { s.post(ev) }))
+}
+
+// post hands ev to the loop from a timer or a probe's goroutine; once the loop is gone, it is
+// dropped rather than left waiting for ever.
+func (s *supervisor) post(ev event) {
+	select {
+	case s.events <- ev:
+	case <-s.exited:
+	}
 }
 
 // forget makes every pending timer and probe of in stale: stopped where it can be, ignored
@@ -455,7 +464,7 @@ func (s *supervisor) forget(in *instance) {
 		in.probeCancel = nil
 	}
 	if in.probe != nil {
-		_ = in.probe.Signal(unix.SIGKILL)
+		_ = in.probe.SignalGroup(unix.SIGKILL) // the probe's shell and what it started
 		s.strays = append(s.strays, in.probe)
 		in.probe = nil
 	}
@@ -483,7 +492,7 @@ func (s *supervisor) probe(in *instance) {
 	go func() {
 		defer survive(s.warnf, "readiness probe of "+in.name)
 		ev.err = s.launch.check(ctx, probe)
-		s.events <- ev
+		s.post(ev)
 	}()
 }
 

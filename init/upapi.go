@@ -29,16 +29,39 @@ var _ interface {
 // find returns the instances a name means: one instance by its name, or every instance of a
 // configured process by the process's name. Only the loop calls it.
 func (s *supervisor) find(name string) []*instance {
-	var out []*instance
+	var out, exact []*instance
 	for _, in := range s.insts {
-		if in.name == name {
-			return []*instance{in}
-		}
 		if in.cfg.Name == name {
 			out = append(out, in)
 		}
+		if in.name == name {
+			exact = []*instance{in}
+		}
 	}
-	return out
+	if len(out) > 0 {
+		// A process's name means every instance, also when its first is called by that name
+		// (a process scaled up from one instance: web, web.2, web.3).
+		return out
+	}
+	return exact
+}
+
+// findOne returns the one instance name means, for what needs one (stdin, streams, logs): the
+// instance of that name, else the only instance of the process of that name. Only the loop calls
+// it.
+func (s *supervisor) findOne(name string) (*instance, error) {
+	for _, in := range s.insts {
+		if in.name == name {
+			return in, nil
+		}
+	}
+	switch ins := s.find(name); len(ins) {
+	case 0:
+		return nil, fmt.Errorf("no process %q: %w", name, core.ErrNotFound)
+	case 1:
+		return ins[0], nil
+	}
+	return nil, fmt.Errorf("%s has several instances, name one: %w", name, core.ErrBadRequest)
 }
 
 func (s *supervisor) view(in *instance) core.Process {
@@ -159,6 +182,20 @@ func (s *supervisor) Signal(name string, sig syscall.Signal, group bool) error {
 	return err
 }
 
+// one runs f on the loop for the one instance name means (findOne).
+func (s *supervisor) one(name string, f func(*instance) error) error {
+	var err error
+	if e := s.do(func() {
+		var in *instance
+		if in, err = s.findOne(name); err == nil {
+			err = f(in)
+		}
+	}); e != nil {
+		return e
+	}
+	return err
+}
+
 // each runs f on the loop for every instance name means.
 func (s *supervisor) each(name string, f func(*instance) error) error {
 	var err error
@@ -168,8 +205,22 @@ func (s *supervisor) each(name string, f func(*instance) error) error {
 			err = fmt.Errorf("no process %q: %w", name, core.ErrNotFound)
 			return
 		}
+		// For a name that means several instances, one that is already as asked (running for
+		// start, stopped for stop) is no conflict while another one was acted on.
+		var conflicts error
+		acted := false
 		for _, in := range ins {
-			err = errors.Join(err, f(in))
+			switch e := f(in); {
+			case e == nil:
+				acted = true
+			case errors.Is(e, core.ErrConflict) && len(ins) > 1:
+				conflicts = errors.Join(conflicts, e)
+			default:
+				err = errors.Join(err, e)
+			}
+		}
+		if !acted {
+			err = errors.Join(err, conflicts)
 		}
 	}); e != nil {
 		return e
@@ -293,10 +344,7 @@ func (s *supervisor) WriteStream(name, label string, data []byte) error {
 func (s *supervisor) write(name, label string, data []byte) error {
 	var f *os.File
 	var mu *sync.Mutex
-	err := s.each(name, func(in *instance) error {
-		if f != nil {
-			return fmt.Errorf("%s has several instances, name one: %w", name, core.ErrBadRequest)
-		}
+	err := s.one(name, func(in *instance) error {
 		if label == "" {
 			if in.io.stdin == nil {
 				return fmt.Errorf("%s has no stdin pipe (redirect_input) or is not running: %w", in.name, core.ErrConflict)
@@ -422,10 +470,7 @@ func (s *supervisor) scale(name string, n int) error {
 // Logs implements core.Backend.
 func (s *supervisor) Logs(ctx context.Context, name, stream string, tail int, follow bool) ([]core.LogLine, <-chan core.LogLine, error) {
 	var ring *logRing
-	err := s.each(name, func(in *instance) error {
-		if ring != nil {
-			return fmt.Errorf("%s has several instances, name one: %w", name, core.ErrBadRequest)
-		}
+	err := s.one(name, func(in *instance) error {
 		ring = in.logs
 		return nil
 	})
