@@ -20,6 +20,7 @@ type logRing struct {
 	chunks []logChunk // guarded by mu; oldest first
 	spare  []byte     // guarded by mu; the array of a chunk evicted, for add to reuse
 	subs   []*logSub  // guarded by mu
+	closed bool       // guarded by mu; its instance is gone: a new follower ends at once
 }
 
 type logChunk struct {
@@ -113,6 +114,11 @@ func (r *logRing) tail(ctx context.Context, stream string, n int, follow bool) (
 	}
 	s := &logSub{stream: stream}
 	s.feed = newFeed(ctx, logLineSize, markLogLine, func(*feed[core.LogLine]) { r.unsubscribe(s) })
+	if r.closed {
+		// The instance was removed between the API's look-up and now: nothing will come.
+		s.feed.end()
+		return out, s.feed.out
+	}
 	r.subs = append(r.subs, s)
 	return out, s.feed.out
 }
@@ -128,6 +134,7 @@ func (r *logRing) unsubscribe(s *logSub) {
 func (r *logRing) close() {
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	r.closed = true
 	for _, s := range r.subs {
 		s.feed.end()
 	}

@@ -300,3 +300,24 @@ func TestLogFollowerThatKeepsUpIsNotStarved(t *testing.T) {
 	waitClosed(t, reader)
 	testutil.WaitFor(t, 10*time.Second, "the budget to be given back", func() bool { return budget.Used() == 0 })
 }
+
+// TestLogRingFollowAfterClose: a follower that subscribes after its instance was removed (the API
+// looked the ring up, then the scale-down removed the instance) ends at once instead of waiting
+// for lines that never come (found in review).
+func TestLogRingFollowAfterClose(t *testing.T) {
+	r := newLogRing("web", 1<<20)
+	r.add("out", []byte("a\n"))
+	r.close()
+	lines, ch := r.tail(context.Background(), "", 10, true)
+	if len(lines) != 1 {
+		t.Fatalf("tail %+v", lines)
+	}
+	select {
+	case _, ok := <-ch:
+		if ok {
+			t.Fatal("a line came after close")
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the follower of a closed ring never ended")
+	}
+}
