@@ -171,6 +171,10 @@ func (s *supervisor) setProc(in *instance, p child) {
 // Signal implements core.Backend.
 func (s *supervisor) Signal(name string, sig syscall.Signal, group bool) error {
 	err := s.each(name, func(in *instance) error {
+		if s.sweep != nil {
+			// The sweep reaps without telling the instances: a pid may be gone already.
+			return fmt.Errorf("gaffer is exiting: %w", core.ErrUnavailable)
+		}
 		if in.proc == nil {
 			return fmt.Errorf("%s is not running: %w", in.name, core.ErrConflict)
 		}
