@@ -10,6 +10,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"gaffer/internal/testutil"
 	"io"
 	"net"
 	"net/http"
@@ -94,7 +95,7 @@ func (a *apiGaffer) waitAPI() {
 			c.(*http.Client).CloseIdleConnections()
 		}
 	})
-	waitFor(a.t, 10*time.Second, "the API socket "+a.sock, func() bool {
+	testutil.WaitFor(a.t, 10*time.Second, "the API socket "+a.sock, func() bool {
 		select {
 		case <-a.done:
 			a.t.Fatalf("gaffer exited (%d) before its socket answered; stderr: %s", a.code, a.stderr.String())
@@ -322,13 +323,13 @@ type follower struct {
 	lines chan string
 	done  chan struct{}
 	err   error
-	errb  *syncBuffer
+	errb  *testutil.SyncBuffer
 }
 
 // follow starts argv; it is killed at the end of the test if still running.
 func follow(t *testing.T, argv ...string) *follower {
 	t.Helper()
-	f := &follower{t: t, cmd: exec.Command(argv[0], argv[1:]...), lines: make(chan string, 10000), done: make(chan struct{}), errb: &syncBuffer{}}
+	f := &follower{t: t, cmd: exec.Command(argv[0], argv[1:]...), lines: make(chan string, 10000), done: make(chan struct{}), errb: &testutil.SyncBuffer{}}
 	out, err := f.cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -392,7 +393,7 @@ func (f *follower) expect(want string, d time.Duration) string {
 // stream is subscribed, so that events from then on reach it.
 func (f *follower) waitHead() {
 	f.t.Helper()
-	waitFor(f.t, 5*time.Second, "the response head of "+strings.Join(f.cmd.Args, " "), func() bool {
+	testutil.WaitFor(f.t, 5*time.Second, "the response head of "+strings.Join(f.cmd.Args, " "), func() bool {
 		return strings.Contains(f.errb.String(), "< HTTP/1.1 200 OK")
 	})
 }
@@ -896,7 +897,7 @@ func TestAPIDefaultSocketPath(t *testing.T) {
 	g = ns(`touch /run/gaffer.sock && mount --bind "$1" /run/gaffer.sock && shift`, live, "up", "-c", cfg)
 	a = &apiGaffer{gafferRun: g}
 	a.expectOutput("worker", "up")
-	waitFor(t, 5*time.Second, "the warning", func() bool { return strings.Contains(g.stderr.String(), "\n") })
+	testutil.WaitFor(t, 5*time.Second, "the warning", func() bool { return strings.Contains(g.stderr.String(), "\n") })
 	if w := g.stderr.String(); w != "gaffer: no API socket: another gaffer is listening on /run/gaffer.sock\n" {
 		t.Errorf("stderr %q; want one warning", w)
 	}
@@ -910,7 +911,7 @@ func TestAPIDefaultSocketPath(t *testing.T) {
 	stopAtEnd(t, g)
 	a = &apiGaffer{gafferRun: g}
 	a.expectOutput("worker", "up")
-	waitFor(t, 5*time.Second, "the warning", func() bool { return strings.Contains(g.stderr.String(), "\n") })
+	testutil.WaitFor(t, 5*time.Second, "the warning", func() bool { return strings.Contains(g.stderr.String(), "\n") })
 	if w := g.stderr.String(); !strings.HasPrefix(w, "gaffer: no API socket: ") || strings.Count(w, "\n") != 1 {
 		t.Errorf("stderr %q; want one warning", w)
 	}
@@ -923,7 +924,7 @@ func TestAPIDefaultSocketPath(t *testing.T) {
 func TestAPIRunMode(t *testing.T) {
 	g := startGaffer(t, startOpts{}, "--", "sleep", "1000")
 	stopAtEnd(t, g)
-	waitFor(t, 5*time.Second, "the child", func() bool { return len(childrenOf(g.cmd.Process.Pid)) == 1 })
+	testutil.WaitFor(t, 5*time.Second, "the child", func() bool { return len(childrenOf(g.cmd.Process.Pid)) == 1 })
 	if s := socketFds(t, g.cmd.Process.Pid); len(s) != 0 {
 		t.Errorf("gaffer -- without --socket has sockets open: %v", s)
 	}
@@ -1048,7 +1049,7 @@ redirect_input = true
 		t.Error(err)
 	}
 	path := filepath.Join(a.dir, "sink")
-	waitFor(t, 10*time.Second, "every byte in the sink", func() bool {
+	testutil.WaitFor(t, 10*time.Second, "every byte in the sink", func() bool {
 		fi, err := os.Stat(path)
 		return err == nil && fi.Size() >= writers*size
 	})
@@ -1153,18 +1154,18 @@ func TestAPIWatchStreamsEnd(t *testing.T) {
 	}
 	// gaffer events shows nothing until it is subscribed: restart until it has seen a spawn.
 	geSubscribed(t, a, ge)
-	waitFor(t, 5*time.Second, "six API connections", func() bool { return a.fds() >= base+6 })
+	testutil.WaitFor(t, 5*time.Second, "six API connections", func() bool { return a.fds() >= base+6 })
 	for _, f := range fs {
 		f.kill()
 	}
-	waitFor(t, 5*time.Second, "gaffer to close the connections of the clients that left", func() bool { return a.fds() <= base })
+	testutil.WaitFor(t, 5*time.Second, "gaffer to close the connections of the clients that left", func() bool { return a.fds() <= base })
 	// Again, leaving right after the first line, many times: nothing piles up.
 	for range 20 {
 		f := follow(t, "curl", "-sSN", "--unix-socket", a.sock, "http://gaffer/v1/stats?watch=1&interval=100ms")
 		f.next(5 * time.Second)
 		f.kill()
 	}
-	waitFor(t, 5*time.Second, "gaffer to close every connection", func() bool { return a.fds() <= base })
+	testutil.WaitFor(t, 5*time.Second, "gaffer to close every connection", func() bool { return a.fds() <= base })
 	if code, _ := curl(t, a.sock, "GET", "/v1/info", nil); code != 200 {
 		t.Errorf("after the clients left: %d", code)
 	}
@@ -1200,7 +1201,7 @@ func TestAPIScale(t *testing.T) {
 	a := apiUp(t, "", sleepWorker)
 	mustCtl(t, a.sock, "scale", "worker", "3")
 	var pids []int
-	waitFor(t, 5*time.Second, "three running workers", func() bool {
+	testutil.WaitFor(t, 5*time.Second, "three running workers", func() bool {
 		ps := a.processes()
 		pids = nil
 		for _, p := range ps {
@@ -1219,7 +1220,7 @@ func TestAPIScale(t *testing.T) {
 	if code, out := curl(t, a.sock, "POST", "/v1/processes/worker/scale", []byte(`{"numprocesses": 1}`)); code != 200 {
 		t.Fatalf("scale 1: %d %s", code, out)
 	}
-	waitFor(t, 5*time.Second, "one worker", func() bool { return slices.Equal(names(a.processes()), []string{"worker"}) })
+	testutil.WaitFor(t, 5*time.Second, "one worker", func() bool { return slices.Equal(names(a.processes()), []string{"worker"}) })
 	if p := a.process("worker"); p.Pid != pids[0] {
 		t.Errorf("the first instance should stay: %+v, pids were %v", p, pids)
 	}
@@ -1244,11 +1245,11 @@ func TestAPIScaleToZeroAndBack(t *testing.T) {
 cmd = "sleep 1000"
 `)
 	mustCtl(t, a.sock, "scale", "worker", "0")
-	waitFor(t, 5*time.Second, "no worker", func() bool { return slices.Equal(names(a.processes()), []string{"other"}) })
+	testutil.WaitFor(t, 5*time.Second, "no worker", func() bool { return slices.Equal(names(a.processes()), []string{"other"}) })
 	if code, out, errs := ctl(t, a.sock, nil, "scale", "worker", "1"); code != 0 {
 		t.Fatalf("gaffer scale worker 1 after 0: exit %d %s %s", code, out, errs)
 	}
-	waitFor(t, 5*time.Second, "the worker back", func() bool {
+	testutil.WaitFor(t, 5*time.Second, "the worker back", func() bool {
 		for _, p := range a.processes() {
 			if p.Group == "worker" && p.Pid != 0 {
 				return true
@@ -1280,7 +1281,7 @@ after = ["db"]
 		}
 	}
 	os.WriteFile(filepath.Join(a.dir, "db-ready"), nil, 0o644)
-	waitFor(t, 10*time.Second, "both web instances", func() bool {
+	testutil.WaitFor(t, 10*time.Second, "both web instances", func() bool {
 		n := 0
 		for _, p := range a.processes() {
 			if p.Group == "web" && p.Pid != 0 {
@@ -1299,7 +1300,7 @@ cmd = ["sh", "-c", "sleep 0.3; touch {dir}/ready; exec sleep 1000"]
 ready = "file://{dir}/ready"
 `)
 	ready := filepath.Join(a.dir, "ready")
-	waitFor(t, 10*time.Second, "slow ready", func() bool { return a.process("slow").State == "ready" })
+	testutil.WaitFor(t, 10*time.Second, "slow ready", func() bool { return a.process("slow").State == "ready" })
 	first := a.process("slow").Pid
 
 	if code, out := curl(t, a.sock, "POST", "/v1/processes/slow/stop?wait=1", nil); code != 200 {
@@ -1331,7 +1332,7 @@ ready = "file://{dir}/ready"
 	if code, _ := curl(t, a.sock, "POST", "/v1/processes/slow/stop", nil); code != 200 {
 		t.Fatalf("stop without wait: %d", code)
 	}
-	waitFor(t, 5*time.Second, "slow stopped", func() bool { return a.process("slow").Pid == 0 && !alive(pid) })
+	testutil.WaitFor(t, 5*time.Second, "slow stopped", func() bool { return a.process("slow").Pid == 0 && !alive(pid) })
 	// Stopped by the API, it stays stopped and gaffer runs on (no restart, no on_end).
 	if code, _ := curl(t, a.sock, "GET", "/v1/info", nil); code != 200 {
 		t.Fatalf("gaffer gone after stopping its only process")
@@ -1369,7 +1370,7 @@ oneshot = true
 	if err := os.WriteFile(filepath.Join(a.dir, "ok"), nil, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, 10*time.Second, "healthy", func() bool { code, _ := curl(t, a.sock, "GET", "/healthz", nil); return code == 200 })
+	testutil.WaitFor(t, 10*time.Second, "healthy", func() bool { code, _ := curl(t, a.sock, "GET", "/healthz", nil); return code == 200 })
 	if out := mustCtl(t, a.sock, "health"); out != "" {
 		t.Errorf("gaffer health printed %q", out)
 	}
@@ -1377,7 +1378,7 @@ oneshot = true
 	var w apiProc
 	a.get("/v1/processes/worker", &w)
 	syscall.Kill(w.Pid, syscall.SIGKILL)
-	waitFor(t, 5*time.Second, "unhealthy", func() bool { code, _ := curl(t, a.sock, "GET", "/healthz", nil); return code == 503 })
+	testutil.WaitFor(t, 5*time.Second, "unhealthy", func() bool { code, _ := curl(t, a.sock, "GET", "/healthz", nil); return code == 503 })
 }
 
 // TestAPIShutdown: POST /v1/shutdown is the ordered shutdown; gaffer exits 0 and removes its socket.
@@ -1390,7 +1391,7 @@ cmd = "sleep 1000"
 cmd = "sleep 1000"
 after = ["db"]
 `)
-	waitFor(t, 5*time.Second, "both running", func() bool { return a.process("web").Pid != 0 })
+	testutil.WaitFor(t, 5*time.Second, "both running", func() bool { return a.process("web").Pid != 0 })
 	ev := follow(t, "curl", "-sSNv", "--unix-socket", a.sock, "http://gaffer/v1/events?follow=1")
 	ev.waitHead()
 	if code, body := curl(t, a.sock, "POST", "/v1/shutdown", nil); code != 202 || body != "{\"ok\":true}" {
@@ -1425,7 +1426,7 @@ numprocesses = 2
 cmd = "sh -c 'exit 0'"
 oneshot = true
 `)
-	waitFor(t, 5*time.Second, "once done", func() bool { p := a.process("once"); return p.ExitCode != nil })
+	testutil.WaitFor(t, 5*time.Second, "once done", func() bool { p := a.process("once"); return p.ExitCode != nil })
 	r := apiRun(t, nil, "sleep", "1000")
 	for _, x := range []*apiGaffer{a, r} {
 		code, text := curl(t, x.sock, "GET", "/metrics", nil)
@@ -1498,7 +1499,7 @@ on_end = "ignore"
 [process.keep]
 cmd = "sleep 1000"
 `)
-	waitFor(t, 10*time.Second, "bad ended", func() bool { return a.process("bad").State == "fatal" })
+	testutil.WaitFor(t, 10*time.Second, "bad ended", func() bool { return a.process("bad").State == "fatal" })
 	code, _, stderr := ctl(t, a.sock, nil, "start", "bad")
 	oneLineError(t, "gaffer start bad", code, stderr, 1, "did not stay up")
 }

@@ -1,6 +1,7 @@
 package tests
 
 import (
+	"gaffer/internal/testutil"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -74,7 +75,7 @@ cmd = "sleep 1000"
 		t.Cleanup(func() { e.run(t, "rm", "-f", id) })
 		re := regexp.MustCompile(`(?m)^gaffer +\| hog was killed by the OOM killer \(memory limit 64 MiB, working set \d+(\.\d)? [KMG]iB\)$`)
 		var logs string
-		waitFor(t, 60*time.Second, "gaffer's OOM line in docker logs", func() bool {
+		testutil.WaitFor(t, 60*time.Second, "gaffer's OOM line in docker logs", func() bool {
 			logs = e.logs(t, id)
 			return re.MatchString(logs)
 		})
@@ -129,7 +130,7 @@ cmd = "sleep 1000"
 		t.Cleanup(func() { e.run(t, "rm", "-f", id) })
 		re := regexp.MustCompile(`(?m)^gaffer +\| hog was killed by the OOM killer \(memory limit 32 MiB, working set \d+(\.\d)? [KMG]iB\)$`)
 		var logs string
-		waitFor(t, 60*time.Second, "gaffer's OOM line in docker logs", func() bool {
+		testutil.WaitFor(t, 60*time.Second, "gaffer's OOM line in docker logs", func() bool {
 			logs = e.logs(t, id)
 			return re.MatchString(logs) || strings.Contains(logs, "cannot start")
 		})

@@ -7,6 +7,7 @@ import (
 	"debug/elf"
 	"errors"
 	"fmt"
+	"gaffer/internal/testutil"
 	"io"
 	"os"
 	"os/exec"
@@ -114,7 +115,7 @@ func TestDocker(t *testing.T) {
 			},
 		} {
 			id := e.start(t, "sh", "-c", tc.script)
-			waitFor(t, 20*time.Second, tc.name+" container ready", func() bool { return tc.ready(id) })
+			testutil.WaitFor(t, 20*time.Second, tc.name+" container ready", func() bool { return tc.ready(id) })
 			began := time.Now()
 			e.must(t, "stop", "-t", "20", id)
 			// A bound, not a benchmark: the full stop timeout (20 s, then SIGKILL: 137) means the
@@ -133,7 +134,7 @@ func TestDocker(t *testing.T) {
 
 	t.Run("kill USR1", func(t *testing.T) {
 		id := e.start(t, "sh", "-c", `trap 'echo got USR1; exit 10' USR1; echo ready; sleep 1000 & wait`)
-		waitFor(t, 20*time.Second, "trap set", func() bool { return strings.Contains(e.logs(t, id), "ready") })
+		testutil.WaitFor(t, 20*time.Second, "trap set", func() bool { return strings.Contains(e.logs(t, id), "ready") })
 		e.must(t, "kill", "-s", "USR1", id)
 		if got := e.must(t, "wait", id); got != "10" {
 			t.Errorf("docker wait after kill -s USR1: %q, want 10; logs %q", got, e.logs(t, id))
@@ -156,16 +157,16 @@ func TestDocker(t *testing.T) {
 		// the check below must see the zombies.
 		ctl := e.must(t, "run", "-d", "--network", "none", "--entrypoint", "/bin/sh", dockerImage, "-c", script)
 		t.Cleanup(func() { e.run(t, "rm", "-f", ctl) })
-		waitFor(t, 20*time.Second, "orphans to exit (without gaffer)", orphansExited(ctl))
-		waitFor(t, 10*time.Second, "zombies in the container without gaffer", func() bool {
+		testutil.WaitFor(t, 20*time.Second, "orphans to exit (without gaffer)", orphansExited(ctl))
+		testutil.WaitFor(t, 10*time.Second, "zombies in the container without gaffer", func() bool {
 			zombies, _ := e.zombies(t, ctl)
 			return zombies
 		})
 
 		id := e.start(t, "sh", "-c", script)
-		waitFor(t, 20*time.Second, "orphans to exit", orphansExited(id))
+		testutil.WaitFor(t, 20*time.Second, "orphans to exit", orphansExited(id))
 		var last string
-		waitFor(t, 10*time.Second, "no zombies in the container", func() bool {
+		testutil.WaitFor(t, 10*time.Second, "no zombies in the container", func() bool {
 			var zombies bool
 			zombies, last = e.zombies(t, id)
 			return !zombies

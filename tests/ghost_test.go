@@ -7,6 +7,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"gaffer/internal/testutil"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
@@ -155,7 +156,7 @@ backoff = "5s"
 		}
 		return n
 	}
-	waitFor(t, 10*time.Second, "w.1 and w.2 in backoff", func() bool {
+	testutil.WaitFor(t, 10*time.Second, "w.1 and w.2 in backoff", func() bool {
 		n := 0
 		for _, p := range a.processes() {
 			if p.Group == "w" && p.State == "backoff" {
@@ -174,7 +175,7 @@ backoff = "5s"
 	}
 
 	// w.1 restarts once its backoff is over; w.2's timer fired by seen+5s at the latest.
-	waitFor(t, 20*time.Second, "w.1 running again", func() bool {
+	testutil.WaitFor(t, 20*time.Second, "w.1 running again", func() bool {
 		for _, p := range a.processes() {
 			if p.Group == "w" && p.Instance == 1 && p.State == "running" && p.Pid != 0 {
 				return true
@@ -204,7 +205,7 @@ backoff = "5s"
 		t.Fatalf("scale w 2: %d %s", code, body)
 	}
 	var pid int
-	waitFor(t, 20*time.Second, "a new w.2 running", func() bool {
+	testutil.WaitFor(t, 20*time.Second, "a new w.2 running", func() bool {
 		for _, p := range a.processes() {
 			if p.Group == "w" && p.Instance == 2 && p.State == "running" && p.Pid != 0 {
 				pid = p.Pid
@@ -214,7 +215,7 @@ backoff = "5s"
 		return false
 	})
 	var two []int
-	waitFor(t, 10*time.Second, "the listed w.2 in /proc", func() bool {
+	testutil.WaitFor(t, 10*time.Second, "the listed w.2 in /proc", func() bool {
 		two = instancesOf(gpid, "w", 2)
 		return slices.ContainsFunc(two, func(h int) bool { return nsPid(h) == pid })
 	})

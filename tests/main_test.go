@@ -4,15 +4,14 @@ package tests
 
 import (
 	"bufio"
-	"bytes"
 	"fmt"
+	"gaffer/internal/testutil"
 	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"runtime"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -77,7 +76,7 @@ type gafferRun struct {
 	cmd    *exec.Cmd
 	stdin  io.WriteCloser
 	lines  chan string // stdout lines
-	stderr *syncBuffer
+	stderr *testutil.SyncBuffer
 	done   chan struct{}
 	code   int
 }
@@ -103,7 +102,7 @@ func startGaffer(t *testing.T, o startOpts, args ...string) *gafferRun {
 	if o.pid1 {
 		cmd.SysProcAttr = &syscall.SysProcAttr{Cloneflags: syscall.CLONE_NEWPID}
 	}
-	g := &gafferRun{t: t, cmd: cmd, lines: make(chan string, 100000), stderr: &syncBuffer{}, done: make(chan struct{})}
+	g := &gafferRun{t: t, cmd: cmd, lines: make(chan string, 100000), stderr: &testutil.SyncBuffer{}, done: make(chan struct{})}
 	if o.stdin {
 		w, err := cmd.StdinPipe()
 		if err != nil {
@@ -211,7 +210,7 @@ func (g *gafferRun) nextLineOr(d time.Duration, what string) string {
 // fatal ones first and the rest while the child starts.
 func (g *gafferRun) waitAllSignals() {
 	g.t.Helper()
-	waitFor(g.t, 10*time.Second, "gaffer: forwarding all signals", func() bool {
+	testutil.WaitFor(g.t, 10*time.Second, "gaffer: forwarding all signals", func() bool {
 		return strings.Contains(g.stderr.String(), "gaffer: forwarding all signals")
 	})
 }
@@ -246,35 +245,6 @@ func runGaffer(t *testing.T, o startOpts, args ...string) (code int, stdout, std
 	}
 	code = g.wait(30 * time.Second)
 	return code, strings.Join(out, "\n"), g.stderr.String()
-}
-
-// waitFor polls cond until it holds, failing the test after d.
-func waitFor(t *testing.T, d time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(d)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for %s", d, what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
 
 // startGafferVia starts argv (a wrapper that runs gaffer) with the same stdout/stderr handling as

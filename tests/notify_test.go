@@ -8,6 +8,7 @@ import (
 	"bufio"
 	"errors"
 	"fmt"
+	"gaffer/internal/testutil"
 	"io"
 	"net"
 	"os"
@@ -117,7 +118,7 @@ func (a *apiGaffer) notifyProc(name string) notifyProc {
 func (a *apiGaffer) waitProc(name, what string, cond func(notifyProc) bool) notifyProc {
 	a.t.Helper()
 	var p notifyProc
-	waitFor(a.t, 30*time.Second, name+" "+what, func() bool {
+	testutil.WaitFor(a.t, 30*time.Second, name+" "+what, func() bool {
 		p = a.notifyProc(name)
 		return cond(p)
 	})
@@ -221,7 +222,7 @@ ready = "notify"
 	if out, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("systemd-notify: %v %s", err, out)
 	}
-	waitFor(t, 30*time.Second, "the stranger's message counted", func() bool {
+	testutil.WaitFor(t, 30*time.Second, "the stranger's message counted", func() bool {
 		a.get("/v1/info", &info)
 		return info.NotifyIgnored > before
 	})

@@ -3,6 +3,7 @@ package tests
 import (
 	"errors"
 	"fmt"
+	"gaffer/internal/testutil"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -240,7 +241,7 @@ cmd = "sleep 1000"
 	if m[1] != "hog" || m[2] != "64" {
 		t.Errorf("line %q: want hog and its limit, 64 MiB", m[0])
 	}
-	waitFor(t, 10*time.Second, "hog's exit in the API", func() bool { return a.oomProc("hog").ExitCode != nil })
+	testutil.WaitFor(t, 10*time.Second, "hog's exit in the API", func() bool { return a.oomProc("hog").ExitCode != nil })
 	if p := a.oomProc("hog"); *p.ExitCode != 137 || p.ExitReason != "oom" || p.OOMKills != 1 {
 		t.Errorf("hog: %+v, want exit 137, exit_reason oom, oom_kills 1", p)
 	}
@@ -299,7 +300,7 @@ cmd = ["sh", "-c", "{alloc} 200 {dir}/go & echo worker $!; wait; echo worker gon
 	}
 	// gaffer tracks the worker once a look has seen it in web's tree (its debug line).
 	tracked := regexp.MustCompile(`OOM watch: web's tree: pids \[[0-9 ]*\b` + worker + `\b`)
-	waitFor(t, 30*time.Second, "gaffer's look to see the worker", func() bool { return tracked.MatchString(a.stderr.String()) })
+	testutil.WaitFor(t, 30*time.Second, "gaffer's look to see the worker", func() bool { return tracked.MatchString(a.stderr.String()) })
 	web := a.oomProc("web")
 	if err := os.WriteFile(filepath.Join(a.dir, "go"), nil, 0o644); err != nil {
 		t.Fatal(err)
@@ -343,7 +344,7 @@ cmd = "sleep 1000"
 	if m[1] != "hog" || m[2] != "32" {
 		t.Errorf("line %q: want hog and its own limit, 32 MiB", m[0])
 	}
-	waitFor(t, 10*time.Second, "hog's exit in the API", func() bool { return a.oomProc("hog").ExitCode != nil })
+	testutil.WaitFor(t, 10*time.Second, "hog's exit in the API", func() bool { return a.oomProc("hog").ExitCode != nil })
 	if p := a.oomProc("hog"); p.ExitReason != "oom" || p.OOMKills != 1 {
 		t.Errorf("hog: %+v, want exit_reason oom, oom_kills 1", p)
 	}
@@ -362,7 +363,7 @@ cmd = "sleep 1000"
 	}
 	// forker's sh and the sleep it forked at once, and nothing else, in forker's cgroups.
 	forker := a.oomProc("forker")
-	waitFor(t, 10*time.Second, "forker's two processes", func() bool { return len(procsIn(t, filepath.Join(pids, "gaffer.forker"))) == 2 })
+	testutil.WaitFor(t, 10*time.Second, "forker's two processes", func() bool { return len(procsIn(t, filepath.Join(pids, "gaffer.forker"))) == 2 })
 	for _, dir := range []string{filepath.Join(mem, "gaffer.forker"), filepath.Join(pids, "gaffer.forker")} {
 		got := procsIn(t, dir)
 		if len(got) != 2 || !slices.Contains(got, strconv.Itoa(forker.Pid)) {

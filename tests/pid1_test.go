@@ -2,6 +2,7 @@ package tests
 
 import (
 	"fmt"
+	"gaffer/internal/testutil"
 	"os"
 	"strconv"
 	"strings"
@@ -273,7 +274,7 @@ func TestOrphansReaped(t *testing.T) {
 		}
 		return z
 	}
-	waitFor(t, 20*time.Second, "no zombies in the namespace", func() bool { return zombies() == 0 })
+	testutil.WaitFor(t, 20*time.Second, "no zombies in the namespace", func() bool { return zombies() == 0 })
 	g.stdin.Close()
 	if code := g.wait(10 * time.Second); code != 0 {
 		t.Fatalf("exit %d", code)
@@ -330,7 +331,7 @@ func TestStubbornLeftoversGetKilledAfterGrace(t *testing.T) {
 			}
 			if !asPID1 {
 				// Not PID 1: the leftover is a host process that gaffer had to find and kill.
-				waitFor(t, 5*time.Second, "leftover gone", func() bool {
+				testutil.WaitFor(t, 5*time.Second, "leftover gone", func() bool {
 					st := procState(leftover)
 					return st == 0 || st == 'Z'
 				})
@@ -424,5 +425,5 @@ func TestPdeathsig(t *testing.T) {
 	_ = run.cmd.Process.Kill()
 	run.expectLine("got USR1", 10*time.Second)
 	_ = unix.Kill(kids[0], unix.SIGKILL)
-	waitFor(t, 10*time.Second, "gaffer gone", func() bool { st := procState(gpid); return st == 0 || st == 'Z' })
+	testutil.WaitFor(t, 10*time.Second, "gaffer gone", func() bool { st := procState(gpid); return st == 0 || st == 'Z' })
 }

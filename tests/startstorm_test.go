@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"gaffer/internal/testutil"
 	"io"
 	"net/http"
 	"os"
@@ -38,7 +39,7 @@ cmd = "sleep 1000"
 		t.Fatalf("prlimit: %v", err)
 	}
 	var pid int
-	waitFor(t, 10*time.Second, "w running", func() bool {
+	testutil.WaitFor(t, 10*time.Second, "w running", func() bool {
 		p := a.process("w")
 		pid = p.Pid
 		return p.State == "running" && pid != 0

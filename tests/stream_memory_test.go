@@ -9,6 +9,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"gaffer/internal/testutil"
 	"io"
 	"net"
 	"net/http"
@@ -62,7 +63,7 @@ func startBigOutput(t *testing.T) *bigOutput {
 func (b *bigOutput) waitWritten(n int64, sample func()) {
 	b.t.Helper()
 	until := b.written.Load() + n
-	waitFor(b.t, 120*time.Second, fmt.Sprintf("%d MiB more of output", n>>20), func() bool {
+	testutil.WaitFor(b.t, 120*time.Second, fmt.Sprintf("%d MiB more of output", n>>20), func() bool {
 		if sample != nil {
 			sample()
 		}
@@ -152,14 +153,14 @@ func TestStreamFollowersThatDoNotReadCostBoundedMemory(t *testing.T) {
 	}
 	start := time.Now()
 	var after int64
-	waitFor(t, 60*time.Second, "RssAnon back near the baseline", func() bool {
+	testutil.WaitFor(t, 60*time.Second, "RssAnon back near the baseline", func() bool {
 		after = rssAnon(t, pid)
 		return after <= 2*baseline+afterSlack
 	})
 	t.Logf("RssAnon after the followers closed: %s within %v", mib(after), time.Since(start).Round(time.Millisecond))
 	// Nothing of theirs is left: goroutines (handler, watcher, feed) and sockets.
 	var now selfInfo
-	waitFor(t, 30*time.Second, "gaffer's goroutines and descriptors back to their count before the followers", func() bool {
+	testutil.WaitFor(t, 30*time.Second, "gaffer's goroutines and descriptors back to their count before the followers", func() bool {
 		b.get("/v1/info", &now)
 		return now.Goroutines <= before.Goroutines && now.OpenFDs <= before.OpenFDs
 	})

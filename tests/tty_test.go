@@ -5,6 +5,7 @@ package tests
 
 import (
 	"fmt"
+	"gaffer/internal/testutil"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -29,7 +30,7 @@ type ttyRun struct {
 	t      *testing.T
 	cmd    *exec.Cmd
 	master *os.File
-	out    *syncBuffer // everything read from the master
+	out    *testutil.SyncBuffer // everything read from the master
 	done   chan struct{}
 	code   int // exit code once done is closed; 128+n when killed by signal n
 }
@@ -70,7 +71,7 @@ func startTTY(t *testing.T, o ttyOpts, argv ...string) *ttyRun {
 	}
 	// Only the child holds the slave now: the master reads EIO once the session is gone.
 	slave.Close()
-	r := &ttyRun{t: t, cmd: cmd, master: master, out: &syncBuffer{}, done: make(chan struct{})}
+	r := &ttyRun{t: t, cmd: cmd, master: master, out: &testutil.SyncBuffer{}, done: make(chan struct{})}
 	readDone := make(chan struct{})
 	go func() {
 		defer close(readDone)
@@ -223,7 +224,7 @@ func ttyChildren(pid int) []int {
 func ttyOnlyChild(t *testing.T, pid int, comm string) int {
 	t.Helper()
 	var found []int
-	waitFor(t, ttyWait, fmt.Sprintf("pid %d to have one child %q", pid, comm), func() bool {
+	testutil.WaitFor(t, ttyWait, fmt.Sprintf("pid %d to have one child %q", pid, comm), func() bool {
 		found = found[:0]
 		for _, c := range ttyChildren(pid) {
 			if st, err := readTTYStat(c); err == nil && st.comm == comm {
@@ -336,7 +337,7 @@ func TestTTYJobControlBash(t *testing.T) {
 	r.write("jobs\n")
 	r.expect(`\[1\]\+\s+Running\s+sleep 30 &`)
 	r.write("kill %1\n")
-	waitFor(t, ttyWait, "the background job to be killed", func() bool {
+	testutil.WaitFor(t, ttyWait, "the background job to be killed", func() bool {
 		st, err := readTTYStat(job)
 		return err != nil || st.state == 'Z'
 	})
@@ -394,7 +395,7 @@ func ttyStopContinue(t *testing.T, gpid, child int, sig syscall.Signal) {
 	if err := syscall.Kill(gpid, sig); err != nil {
 		t.Fatalf("kill gaffer: %v", err)
 	}
-	waitFor(t, ttyWait, fmt.Sprintf("the child to stop on %s sent to gaffer", ttySigName(sig)), func() bool {
+	testutil.WaitFor(t, ttyWait, fmt.Sprintf("the child to stop on %s sent to gaffer", ttySigName(sig)), func() bool {
 		if st := mustTTYStat(t, gpid); st.state == 'T' || st.state == 't' {
 			t.Fatalf("gaffer itself stopped (state %c) on %s", st.state, ttySigName(sig))
 		}
@@ -406,7 +407,7 @@ func ttyStopContinue(t *testing.T, gpid, child int, sig syscall.Signal) {
 	if err := syscall.Kill(gpid, syscall.SIGCONT); err != nil {
 		t.Fatalf("kill gaffer: %v", err)
 	}
-	waitFor(t, ttyWait, "the child to run again after SIGCONT sent to gaffer", func() bool {
+	testutil.WaitFor(t, ttyWait, "the child to run again after SIGCONT sent to gaffer", func() bool {
 		return mustTTYStat(t, child).state != 'T'
 	})
 	if st := mustTTYStat(t, gpid); st.state == 'T' || st.state == 't' {

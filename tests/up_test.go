@@ -3,6 +3,7 @@ package tests
 import (
 	"encoding/json"
 	"fmt"
+	"gaffer/internal/testutil"
 	"net"
 	"os"
 	"path/filepath"
@@ -126,7 +127,7 @@ cmd = "sh -c 'echo x >> {dir}/again; n=$(wc -l < {dir}/again); [ $n -ge 3 ] && e
 restart = "always"
 backoff = "10ms"
 `})
-	waitFor(t, 10*time.Second, "again restarted twice", func() bool {
+	testutil.WaitFor(t, 10*time.Second, "again restarted twice", func() bool {
 		b, _ := os.ReadFile(filepath.Join(dir, "again"))
 		return strings.Count(string(b), "x") >= 3
 	})

@@ -9,6 +9,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"gaffer/internal/testutil"
 	"io"
 	"net/http"
 	"os"
@@ -47,7 +48,7 @@ func startStdio(t *testing.T, dir string, stdout, stderr *os.File, args ...strin
 	cmd := exec.Command(gafferBin, args...)
 	cmd.Dir = dir
 	cmd.SysProcAttr = &syscall.SysProcAttr{Cloneflags: syscall.CLONE_NEWPID}
-	g := &gafferRun{t: t, cmd: cmd, lines: make(chan string), stderr: &syncBuffer{}, done: make(chan struct{})}
+	g := &gafferRun{t: t, cmd: cmd, lines: make(chan string), stderr: &testutil.SyncBuffer{}, done: make(chan struct{})}
 	close(g.lines)
 	cmd.Stdout = stdout
 	if stderr != nil {
@@ -107,7 +108,7 @@ func waitPipeFull(t *testing.T, r *os.File) {
 		t.Fatal(err)
 	}
 	last := -1
-	waitFor(t, 20*time.Second, "the unread pipe to fill up", func() bool {
+	testutil.WaitFor(t, 20*time.Second, "the unread pipe to fill up", func() bool {
 		time.Sleep(20 * time.Millisecond)
 		n, err := unix.IoctlGetInt(fd, unix.TIOCINQ) // FIONREAD
 		full := err == nil && n > size/2 && n == last
@@ -230,7 +231,7 @@ func makeOrphan(t *testing.T, gpid int, d time.Duration) int {
 		t.Fatalf("nsenter: %v", err)
 	}
 	var pid int
-	waitFor(t, 10*time.Second, "the orphan in gaffer's namespace", func() bool {
+	testutil.WaitFor(t, 10*time.Second, "the orphan in gaffer's namespace", func() bool {
 		for p := range nsProcesses(gpid) {
 			if procEnv(p)["GAFFER_TEST_ORPHAN"] == token {
 				pid = p
