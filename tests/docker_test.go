@@ -256,7 +256,10 @@ func startDockerEngine(t *testing.T) *dockerEngine {
 	)
 	var d *dockerd
 	t.Cleanup(func() { e.teardown(t, d) })
-	for _, driver := range []string{"overlay2", "vfs"} {
+	// On a machine busy enough, dockerd gives up on its containerd's start (a fixed timeout of its
+	// own): try again, each time from a clean exec root, since a containerd pidfile left there
+	// makes the next dockerd wait for whatever process got that pid since.
+	for _, driver := range []string{"overlay2", "overlay2", "vfs"} {
 		d, err = e.startDockerd(driver)
 		if err == nil {
 			t.Logf("dockerd %d up in %s with storage driver %s", d.pid, dir, driver)
@@ -266,8 +269,10 @@ func startDockerEngine(t *testing.T) *dockerEngine {
 		d = nil
 		e.killLeftovers(t)
 		e.unmountAll(t)
-		if err := os.RemoveAll(filepath.Join(dir, "data")); err != nil {
-			t.Fatalf("cannot clear the data root: %v", err)
+		for _, sub := range []string{"data", "x"} {
+			if err := os.RemoveAll(filepath.Join(dir, sub)); err != nil {
+				t.Fatalf("cannot clear %s: %v", sub, err)
+			}
 		}
 	}
 	t.Fatalf("cannot start dockerd; log:\n%s", e.logTail())
