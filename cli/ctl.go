@@ -15,7 +15,9 @@ import (
 	"time"
 
 	"gaffer/api"
+	"gaffer/config"
 	"gaffer/core"
+	"gaffer/signals"
 	"gaffer/stats"
 
 	"github.com/urfave/cli/v2"
@@ -232,6 +234,10 @@ func (x *ctl) stats() error {
 		}
 		return print(raw)
 	}
+	// The server's floor, checked here too: a usage error is exit 2, also with no gaffer to ask.
+	if d := x.c.Duration("interval"); d < 100*time.Millisecond {
+		return usagef("stats: --interval %v: want at least 100ms", d)
+	}
 	return x.stream("GET", path+"?watch=1&interval="+url.QueryEscape(x.c.Duration("interval").String()), nil, print)
 }
 
@@ -251,6 +257,9 @@ func (x *ctl) signal() error {
 	a, err := x.args(2, 2)
 	if err != nil {
 		return err
+	}
+	if _, err := signals.Parse(a[0]); err != nil {
+		return usagef("signal: %v", err)
 	}
 	body, _ := json.Marshal(map[string]any{"signal": a[0], "group": x.c.Bool("group")})
 	_, err = x.request("POST", "/v1/processes/"+url.PathEscape(a[1])+"/signal", body, nil)
@@ -273,6 +282,9 @@ func (x *ctl) logs() error {
 	a, err := x.args(1, 1)
 	if err != nil {
 		return err
+	}
+	if n := x.c.Int("lines"); n < 0 {
+		return usagef("logs: -n %d: want 0 or more lines", n)
 	}
 	q := url.Values{"tail": {strconv.Itoa(x.c.Int("lines"))}}
 	if s := x.c.String("stream"); s != "" {
@@ -326,6 +338,9 @@ func (x *ctl) scale() error {
 	n, err := strconv.Atoi(a[1])
 	if err != nil || n < 0 {
 		return usagef("scale: %q is not a number of instances", a[1])
+	}
+	if n > config.MaxInstances {
+		return usagef("scale: %d instances: at most %d", n, config.MaxInstances)
 	}
 	body, _ := json.Marshal(map[string]int{"numprocesses": n})
 	_, err = x.request("POST", "/v1/processes/"+url.PathEscape(a[0])+"/scale", body, nil)
