@@ -77,9 +77,10 @@ type fakeChild struct {
 	pid     int
 	exit    chan reaper.Exit
 	signals []syscall.Signal
-	// stubborn: it ignores every signal but SIGKILL.
-	stubborn bool
-	dead     bool
+	// stubborn: it ignores every signal but SIGKILL; unkillable: that too (stuck in the kernel).
+	stubborn   bool
+	unkillable bool
+	dead       bool
 }
 
 func (c *fakeChild) PID() int                 { return c.pid }
@@ -93,6 +94,9 @@ func (c *fakeChild) Signal(sig syscall.Signal) error {
 
 func (c *fakeChild) SignalGroup(sig syscall.Signal) error {
 	c.signals = append(c.signals, sig)
+	if c.unkillable {
+		return nil
+	}
 	if sig == syscall.SIGKILL || (!c.stubborn && sig != syscall.SIGUSR1 && sig != syscall.SIGHUP) {
 		c.die(128 + int(sig))
 	}
@@ -119,11 +123,12 @@ type fakeLauncher struct {
 	probes     map[string][]*fakeChild
 	fail       map[string]error // start of these processes (config names) fails
 	stubborn   map[string]bool
+	stuck      map[string]bool // processes that not even SIGKILL ends
 	endedNames []string
 }
 
 func newFakeLauncher() *fakeLauncher {
-	return &fakeLauncher{next: 100, children: map[string][]*fakeChild{}, probes: map[string][]*fakeChild{}, fail: map[string]error{}, stubborn: map[string]bool{}}
+	return &fakeLauncher{next: 100, children: map[string][]*fakeChild{}, probes: map[string][]*fakeChild{}, fail: map[string]error{}, stubborn: map[string]bool{}, stuck: map[string]bool{}}
 }
 
 func (l *fakeLauncher) newChild() *fakeChild {
@@ -137,6 +142,7 @@ func (l *fakeLauncher) start(in *instance) (child, error) {
 	}
 	c := l.newChild()
 	c.stubborn = l.stubborn[in.cfg.Name]
+	c.unkillable = l.stuck[in.cfg.Name]
 	l.children[in.name] = append(l.children[in.name], c)
 	return c, nil
 }

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -933,5 +934,40 @@ func TestGroupNameMeansEveryInstance(t *testing.T) {
 	h.settle()
 	for _, n := range []string{"web", "web.2", "web.3"} {
 		h.wantState(n, stateRunning)
+	}
+}
+
+// TestShutdownGoesOnWithoutAStuckProcess: a process that not even SIGKILL ends (D state) holds its
+// level for finalWait after the SIGKILL, not for ever: the levels below are stopped without it
+// (found in review).
+func TestShutdownGoesOnWithoutAStuckProcess(t *testing.T) {
+	h := newHarness(t, `
+[process.low]
+cmd = "x"
+[process.high]
+cmd = "x"
+after = ["low"]
+stop_timeout = "1s"
+`, nil)
+	h.l.stuck["high"] = true
+	var warned []string
+	h.s.warnf = func(f string, a ...any) { warned = append(warned, fmt.Sprintf(f, a...)) }
+	h.run()
+	h.s.shutdown(0, "test")
+	h.settle()
+	h.advance(time.Second) // the stop timeout: SIGKILL, which does nothing
+	h.wantState("high", stateStopping)
+	if sigs := h.current("low").signals; len(sigs) != 0 {
+		t.Fatalf("low signalled while high still stops: %v", sigs)
+	}
+	h.advance(finalWait)
+	if len(warned) != 1 || !strings.Contains(warned[0], "high still not gone") {
+		t.Fatalf("warnings %q", warned)
+	}
+	if got := h.l.children["low"][0].signals; !slices.Equal(got, []syscall.Signal{syscall.SIGTERM}) {
+		t.Fatalf("low got %v, want its stop signal", got)
+	}
+	if done, _ := h.done(); !done {
+		t.Fatal("the shutdown did not reach the sweep")
 	}
 }

@@ -66,6 +66,9 @@ type instance struct {
 	stop  stopReason // in stateStopping: why, which decides what its exit leads to
 	// killed: in stateStopping, its stop timeout ran out and it got SIGKILL.
 	killed bool
+	// lost: during the shutdown, still not gone finalWait after SIGKILL; the levels below no
+	// longer wait for it.
+	lost bool
 
 	proc child // its process; nil when none runs
 	// gen counts the instance's runs and the times its pending timers and probes were
@@ -98,6 +101,7 @@ const (
 	evProbeResult
 	evReadyTimeout
 	evStopTimeout
+	evKillTimeout
 )
 
 // event is a timer or probe result for the loop.
@@ -547,6 +551,15 @@ func (s *supervisor) onEvent(ev event) {
 			s.out.Event("%s still running %v after SIG%s: sending SIGKILL", in.name, in.cfg.StopTimeout, signals.Name(in.cfg.StopSignal))
 			in.killed = true
 			_ = in.proc.SignalGroup(unix.SIGKILL)
+			s.after(in, finalWait, evKillTimeout)
+		}
+	case evKillTimeout:
+		// Not gone finalWait after SIGKILL: stuck in the kernel (D state). The shutdown must not
+		// wait for it for ever; the sweep's own bound covers the end.
+		if in.state == stateStopping && in.proc != nil && s.stopping != nil && !in.lost {
+			s.warnf("%s still not gone %v after SIGKILL: stopping the rest without it", in.name, finalWait)
+			in.lost = true
+			s.advance()
 		}
 	default:
 		s.onNotifyEvent(ev) // the watchdog (notify.go)
@@ -756,7 +769,7 @@ func (s *supervisor) advance() {
 	for ; st.level >= 0; st.level-- {
 		alive := false
 		for _, in := range s.insts {
-			if in.level != st.level || in.proc == nil || in.cfg.Detach {
+			if in.level != st.level || in.proc == nil || in.cfg.Detach || in.lost {
 				continue
 			}
 			alive = true
