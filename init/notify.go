@@ -477,13 +477,15 @@ func (a *adopted) SignalGroup(sig syscall.Signal) error {
 	return nil
 }
 
-// Release closes the pidfd and ends the watcher; a started process still running is handed to
+// Release closes the pidfd and ends the watcher; a started process still running belongs to the
+// run that just ended: it is killed with its group (a later run must not find it) and handed to
 // the strays, whose exit the loop collects.
 func (a *adopted) Release() {
 	a.once.Do(func() {
 		close(a.stop)
 		a.h.Close()
 		if a.origin != nil && a.strays != nil {
+			_ = a.origin.SignalGroup(unix.SIGKILL)
 			a.strays(a.origin)
 		}
 		a.origin = nil
