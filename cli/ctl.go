@@ -17,7 +17,6 @@ import (
 	"gaffer/api"
 	"gaffer/config"
 	"gaffer/core"
-	"gaffer/signals"
 	"gaffer/stats"
 
 	"github.com/urfave/cli/v2"
@@ -257,9 +256,6 @@ func (x *ctl) signal() error {
 	a, err := x.args(2, 2)
 	if err != nil {
 		return err
-	}
-	if _, err := signals.Parse(a[0]); err != nil {
-		return usagef("signal: %v", err)
 	}
 	body, _ := json.Marshal(map[string]any{"signal": a[0], "group": x.c.Bool("group")})
 	_, err = x.request("POST", "/v1/processes/"+url.PathEscape(a[1])+"/signal", body, nil)

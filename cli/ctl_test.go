@@ -8,16 +8,16 @@ import (
 	"testing"
 )
 
-// TestClientUsageErrors: what the server would refuse anyway is a usage error of the client: exit
-// 2 with one line, before it connects (found in review: these exited 1 with "cannot reach gaffer"
-// when no gaffer ran).
+// TestClientUsageErrors: numbers the server would refuse anyway are usage errors of the client:
+// exit 2 with one line, before it connects (found in review: these exited 1 with "cannot reach
+// gaffer" when no gaffer ran). An unknown signal name stays the server's answer (exit 1), as
+// tests/api_test.go has it.
 func TestClientUsageErrors(t *testing.T) {
 	sock := filepath.Join(t.TempDir(), "none.sock")
 	cases := []struct {
 		args []string
 		want string
 	}{
-		{[]string{"signal", "BOGUS", "web"}, `gaffer: signal: unknown signal "BOGUS"`},
 		{[]string{"logs", "-n", "-1", "web"}, "gaffer: logs: -n -1: want 0 or more lines"},
 		{[]string{"stats", "-w", "--interval", "10ms"}, "gaffer: stats: --interval 10ms: want at least 100ms"},
 		{[]string{"scale", "web", "5000"}, "gaffer: scale: 5000 instances: at most 1024"},
