@@ -20,7 +20,7 @@ func Descendants(pid int) ([]int, error) {
 		if err != nil {
 			continue
 		}
-		ppid, ok := parentOf(p)
+		ppid, ok := ParentOf(p)
 		if ok {
 			children[ppid] = append(children[ppid], p)
 		}
@@ -38,9 +38,9 @@ func Descendants(pid int) ([]int, error) {
 	return out, nil
 }
 
-// parentOf reads the ppid field of /proc/PID/stat, which follows the command name in parentheses;
+// ParentOf reads the ppid field of /proc/PID/stat, which follows the command name in parentheses;
 // the name may itself hold spaces and parentheses, so parse from the last ')'.
-func parentOf(pid int) (int, bool) {
+func ParentOf(pid int) (int, bool) {
 	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
 	if err != nil {
 		return 0, false

@@ -69,7 +69,7 @@ func TestDescendants(t *testing.T) {
 		if p == shPid {
 			t.Errorf("Descendants(%d) holds the process itself", shPid)
 		}
-		if pp, ok := parentOf(p); !ok || pp != shPid {
+		if pp, ok := ParentOf(p); !ok || pp != shPid {
 			t.Errorf("sleep %d has parent %d, want %d", p, pp, shPid)
 		}
 	}
@@ -113,11 +113,11 @@ func TestDescendantsOfMissingProcess(t *testing.T) {
 }
 
 func TestParentOf(t *testing.T) {
-	if pp, ok := parentOf(os.Getpid()); !ok || pp != os.Getppid() {
-		t.Errorf("parentOf(self) = %d, %v; want %d", pp, ok, os.Getppid())
+	if pp, ok := ParentOf(os.Getpid()); !ok || pp != os.Getppid() {
+		t.Errorf("ParentOf(self) = %d, %v; want %d", pp, ok, os.Getppid())
 	}
-	if pp, ok := parentOf(1 << 23); ok {
-		t.Errorf("parentOf(no such pid) = %d, true", pp)
+	if pp, ok := ParentOf(1 << 23); ok {
+		t.Errorf("ParentOf(no such pid) = %d, true", pp)
 	}
 }
 
@@ -155,8 +155,8 @@ func TestParentOfAwkwardName(t *testing.T) {
 		}
 		time.Sleep(time.Millisecond)
 	}
-	if pp, ok := parentOf(pid); !ok || pp != os.Getpid() {
-		t.Errorf("parentOf(%d named %q) = %d, %v; want %d", pid, name, pp, ok, os.Getpid())
+	if pp, ok := ParentOf(pid); !ok || pp != os.Getpid() {
+		t.Errorf("ParentOf(%d named %q) = %d, %v; want %d", pid, name, pp, ok, os.Getpid())
 	}
 	d, err := Descendants(os.Getpid())
 	if err != nil || !slices.Contains(d, pid) {

@@ -1,8 +1,8 @@
 package sdnotify
 
 import (
-	"bytes"
 	"errors"
+	"gaffer/reaper"
 	"os"
 	"strconv"
 	"syscall"
@@ -24,32 +24,13 @@ func Lineage(pid, root int) (chain []int, ok bool) {
 		if p == root {
 			return chain, true
 		}
-		next, found := parentOf(p)
+		next, found := reaper.ParentOf(p)
 		if !found {
 			break
 		}
 		p = next
 	}
 	return chain, false
-}
-
-// parentOf reads the ppid field of /proc/PID/stat, which follows the command name in parentheses;
-// the name may itself hold spaces and parentheses, so parse from the last ')'.
-func parentOf(pid int) (int, bool) {
-	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
-	if err != nil {
-		return 0, false
-	}
-	i := bytes.LastIndexByte(b, ')')
-	if i < 0 {
-		return 0, false
-	}
-	fields := bytes.Fields(b[i+1:])
-	if len(fields) < 2 {
-		return 0, false
-	}
-	ppid, err := strconv.Atoi(string(fields[1]))
-	return ppid, err == nil
 }
 
 // Pidfd holds a process that gaffer did not start (a MAINPID) through a pidfd: signals reach it
