@@ -289,22 +289,14 @@ func (x *ctl) logs() error {
 	if x.c.Bool("follow") {
 		q.Set("follow", "1")
 	}
-	return x.stream("GET", "/v1/processes/"+url.PathEscape(a[0])+"/logs?"+q.Encode(), nil, func(b []byte) error {
-		if x.json {
-			x.printJSON(b)
-			return nil
-		}
-		if n, ok := droppedMarker(b); ok {
-			fmt.Fprintf(x.out, "[gaffer: %d lines dropped: this client fell behind]\n", n)
-			return nil
-		}
+	return x.stream("GET", "/v1/processes/"+url.PathEscape(a[0])+"/logs?"+q.Encode(), nil, x.jsonLines("lines", func(b []byte) error {
 		var l core.LogLine
 		if err := json.Unmarshal(b, &l); err != nil {
 			return err
 		}
 		fmt.Fprintln(x.out, l.Line)
 		return nil
-	})
+	}))
 }
 
 func (x *ctl) send() error {
@@ -343,19 +335,27 @@ func (x *ctl) scale() error {
 	return err
 }
 
-func (x *ctl) events() error {
-	if _, err := x.args(0, 0); err != nil {
-		return err
-	}
-	return x.stream("GET", "/v1/events?follow=1", nil, func(b []byte) error {
+// jsonLines prints a stream's JSON lines: as they came with --json, else with print; the
+// server's {"dropped":N} in place of what this client fell behind on is said in a line of its own.
+func (x *ctl) jsonLines(what string, print func([]byte) error) func([]byte) error {
+	return func(b []byte) error {
 		if x.json {
 			x.printJSON(b)
 			return nil
 		}
 		if n, ok := droppedMarker(b); ok {
-			fmt.Fprintf(x.out, "[gaffer: %d events dropped: this client fell behind]\n", n)
+			fmt.Fprintf(x.out, "[gaffer: %d %s dropped: this client fell behind]\n", n, what)
 			return nil
 		}
+		return print(b)
+	}
+}
+
+func (x *ctl) events() error {
+	if _, err := x.args(0, 0); err != nil {
+		return err
+	}
+	return x.stream("GET", "/v1/events?follow=1", nil, x.jsonLines("events", func(b []byte) error {
 		var e core.Event
 		if err := json.Unmarshal(b, &e); err != nil {
 			return err
@@ -375,7 +375,7 @@ func (x *ctl) events() error {
 		}
 		fmt.Fprintln(x.out, line)
 		return nil
-	})
+	}))
 }
 
 // droppedMarker reads a stream's {"dropped": N}: N lines the server dropped before the next one.
