@@ -9,6 +9,7 @@ import (
 
 // Response is a parsed response head.
 type Response struct {
+	Proto         string // "HTTP/1.1" or "HTTP/1.0"
 	Code          int
 	ContentLength int64 // -1 when absent
 	Chunked       bool
@@ -34,6 +35,7 @@ func ReadResponse(br *bufio.Reader, maxHeader int) (*Response, error) {
 			return nil, errStatus(502, "malformed status line")
 		}
 		resp := &Response{
+			Proto:         string(line[:8]),
 			Code:          int(line[9]-'0')*100 + int(line[10]-'0')*10 + int(line[11]-'0'),
 			ContentLength: -1,
 			Header:        map[string]string{},

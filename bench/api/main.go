@@ -23,6 +23,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"gaffer/bench/internal/rawhttp"
 	"io"
 	"net"
 	"net/http"
@@ -374,126 +375,6 @@ func once(hc *http.Client, t *target) error {
 	return t.check(body)
 }
 
-// rawClient sends one fixed request again and again on a kept-alive connection and reads the
-// answers (Content-Length or chunked) into a reused buffer.
-type rawClient struct {
-	sock string
-	req  []byte
-	conn net.Conn
-	br   *bufio.Reader
-	buf  []byte
-}
-
-func (c *rawClient) close() {
-	if c.conn != nil {
-		c.conn.Close()
-		c.conn = nil
-	}
-}
-
-// do sends the request and returns the answer's body (valid until the next call); anything but
-// 200 is an error.
-func (c *rawClient) do() ([]byte, error) {
-	if c.conn == nil {
-		conn, err := net.Dial("unix", c.sock)
-		if err != nil {
-			return nil, err
-		}
-		c.conn, c.br = conn, bufio.NewReaderSize(conn, 64<<10)
-	}
-	body, keep, err := c.exchange()
-	if err != nil || !keep {
-		c.close()
-	}
-	return body, err
-}
-
-func (c *rawClient) exchange() (body []byte, keep bool, err error) {
-	c.conn.SetDeadline(time.Now().Add(30 * time.Second))
-	if _, err := c.conn.Write(c.req); err != nil {
-		return nil, false, err
-	}
-	line, err := c.br.ReadSlice('\n')
-	if err != nil {
-		return nil, false, err
-	}
-	f := strings.Fields(string(line))
-	if len(f) < 2 {
-		return nil, false, fmt.Errorf("bad status line %q", line)
-	}
-	status := f[1]
-	length, chunked := -1, false
-	keep = f[0] == "HTTP/1.1"
-	for {
-		h, err := c.br.ReadSlice('\n')
-		if err != nil {
-			return nil, false, err
-		}
-		hs := strings.TrimRight(string(h), "\r\n")
-		if hs == "" {
-			break
-		}
-		k, v, _ := strings.Cut(hs, ":")
-		v = strings.TrimSpace(v)
-		switch strings.ToLower(k) {
-		case "content-length":
-			length, _ = strconv.Atoi(v)
-		case "transfer-encoding":
-			chunked = strings.EqualFold(v, "chunked")
-		case "connection":
-			keep = keep && !strings.EqualFold(v, "close")
-		}
-	}
-	c.buf = c.buf[:0]
-	switch {
-	case chunked:
-		for {
-			l, err := c.br.ReadSlice('\n')
-			if err != nil {
-				return nil, false, err
-			}
-			n, err := strconv.ParseInt(strings.TrimSpace(strings.SplitN(string(l), ";", 2)[0]), 16, 64)
-			if err != nil {
-				return nil, false, fmt.Errorf("bad chunk size %q", l)
-			}
-			if n == 0 {
-				if _, err := c.br.ReadSlice('\n'); err != nil {
-					return nil, false, err
-				}
-				break
-			}
-			if err := c.read(int(n)); err != nil {
-				return nil, false, err
-			}
-			if _, err := c.br.Discard(2); err != nil {
-				return nil, false, err
-			}
-		}
-	case length >= 0:
-		if err := c.read(length); err != nil {
-			return nil, false, err
-		}
-	default:
-		b, err := io.ReadAll(c.br)
-		if err != nil {
-			return nil, false, err
-		}
-		c.buf, keep = append(c.buf, b...), false
-	}
-	if status != "200" {
-		return nil, false, fmt.Errorf("status %s: %.200s", status, c.buf)
-	}
-	return c.buf, keep, nil
-}
-
-// read appends n bytes of the answer to buf.
-func (c *rawClient) read(n int) error {
-	start := len(c.buf)
-	c.buf = slices.Grow(c.buf, n)[:start+n]
-	_, err := io.ReadFull(c.br, c.buf[start:])
-	return err
-}
-
 func measure(ctx context.Context, t *target) (result, error) {
 	r := result{Name: t.name}
 	pid := t.cmd.Process.Pid
@@ -502,11 +383,11 @@ func measure(ctx context.Context, t *target) (result, error) {
 
 	// Load: C clients, each on its own kept-alive connection, speaking HTTP/1.1 by hand (net/http
 	// costs the client more cpu than the server spends, on the same cpus).
-	rcs := make([]*rawClient, *clients)
+	rcs := make([]*rawhttp.Client, *clients)
 	for i := range rcs {
-		rcs[i] = &rawClient{sock: t.sock, req: t.raw}
+		rcs[i] = &rawhttp.Client{Sock: t.sock, Req: t.raw}
 	}
-	body, err := rcs[0].do()
+	body, err := rcs[0].Do()
 	if err == nil {
 		err = t.check(body)
 	}
@@ -532,7 +413,7 @@ func measure(ctx context.Context, t *target) (result, error) {
 				var e error
 				for n := 0; time.Now().Before(end) && ctx.Err() == nil; n++ {
 					t0 := time.Now()
-					body, err := rc.do()
+					body, err := rc.Do()
 					if err == nil && n%100 == 0 { // the content of one answer in 100
 						err = t.check(body)
 					}
@@ -589,7 +470,7 @@ func measure(ctx context.Context, t *target) (result, error) {
 	r.WatchCPUPct = r.WatchCPUMs / float64(watchFor.Milliseconds()) * 100
 	hc.CloseIdleConnections()
 	for _, rc := range rcs {
-		rc.close()
+		rc.Close()
 	}
 	time.Sleep(200 * time.Millisecond)
 	c0 = cpuTicks(pid)

@@ -55,9 +55,9 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"gaffer/bench/internal/rawhttp"
 	"io"
 	"math"
-	"net"
 	"os"
 	"os/exec"
 	"os/signal"
@@ -640,18 +640,18 @@ func (r *runner) run(ctx context.Context, startOnly bool) (*result, error) {
 	if err := r.waitChildren(ctx, nil, 10*time.Second); err != nil {
 		return nil, err
 	}
-	var hc *rawClient
+	var hc *rawhttp.Client
 	if r.init == "gaffer" {
-		hc = &rawClient{sock: r.sock, req: []byte("GET /v1/info HTTP/1.1\r\nHost: gaffer\r\n\r\n")}
-		defer hc.close()
+		hc = &rawhttp.Client{Sock: r.sock, Req: []byte("GET /v1/info HTTP/1.1\r\nHost: gaffer\r\n\r\n")}
+		defer hc.Close()
 		var in info
-		if err := hc.getJSON(&in); err != nil {
+		if err := hc.GetJSON(&in); err != nil {
 			return nil, fmt.Errorf("GET /v1/info: %w", err)
 		}
 		if in.Processes["running"] != n {
 			return nil, fmt.Errorf("GET /v1/info: %d running, want %d", in.Processes["running"], n)
 		}
-		hc.close() // no connection stays open during the idle window
+		hc.Close() // no connection stays open during the idle window
 	}
 
 	// Idle.
@@ -964,12 +964,12 @@ func (r *runner) stats(ctx context.Context, res *result) error {
 		}
 		return nil
 	}
-	rcs := make([]*rawClient, r.o.clients)
+	rcs := make([]*rawhttp.Client, r.o.clients)
 	for i := range rcs {
-		rcs[i] = &rawClient{sock: r.sock, req: []byte("GET /v1/stats HTTP/1.1\r\nHost: gaffer\r\n\r\n")}
-		defer rcs[i].close()
+		rcs[i] = &rawhttp.Client{Sock: r.sock, Req: []byte("GET /v1/stats HTTP/1.1\r\nHost: gaffer\r\n\r\n")}
+		defer rcs[i].Close()
 	}
-	body, err := rcs[0].do()
+	body, err := rcs[0].Do()
 	if err == nil {
 		err = check(body)
 	}
@@ -995,7 +995,7 @@ func (r *runner) stats(ctx context.Context, res *result) error {
 				var e error
 				for i := 0; time.Now().Before(end) && ctx.Err() == nil; i++ {
 					t := time.Now()
-					body, err := rc.do()
+					body, err := rc.Do()
 					if err == nil && i%100 == 0 { // the content of one answer in 100
 						err = check(body)
 					}
@@ -1058,9 +1058,9 @@ func (r *runner) storm(ctx context.Context, k int) (storm, error) {
 	var kill0 time.Time
 	var base info
 	if r.init == "gaffer" {
-		hc := &rawClient{sock: r.sock, req: []byte("GET /v1/info HTTP/1.1\r\nHost: gaffer\r\n\r\n")}
-		defer hc.close()
-		if err := hc.getJSON(&base); err != nil {
+		hc := &rawhttp.Client{Sock: r.sock, Req: []byte("GET /v1/info HTTP/1.1\r\nHost: gaffer\r\n\r\n")}
+		defer hc.Close()
+		if err := hc.GetJSON(&base); err != nil {
 			return s, fmt.Errorf("GET /v1/info: %w", err)
 		}
 		go func() {
@@ -1073,7 +1073,7 @@ func (r *runner) storm(ctx context.Context, k int) (storm, error) {
 				}
 				var a answer
 				a.at = time.Now()
-				a.err = hc.getJSON(&a.in)
+				a.err = hc.GetJSON(&a.in)
 				a.took = time.Since(a.at)
 				answers = append(answers, a)
 				time.Sleep(r.o.infoGap)
@@ -1544,133 +1544,3 @@ func (t *tail) String() string {
 }
 
 // ---- HTTP/1.1 by hand over the Unix socket ----
-
-// rawClient sends one fixed request again and again on a kept-alive connection and reads the
-// answers (Content-Length or chunked) into a reused buffer: net/http and decoding every answer
-// would cost the clients, on the same cpus, more than the server spends (as in bench/api).
-type rawClient struct {
-	sock string
-	req  []byte
-	conn net.Conn
-	br   *bufio.Reader
-	buf  []byte
-}
-
-func (c *rawClient) close() {
-	if c.conn != nil {
-		c.conn.Close()
-		c.conn = nil
-	}
-}
-
-// getJSON does the request and decodes the answer into v.
-func (c *rawClient) getJSON(v any) error {
-	b, err := c.do()
-	if err != nil {
-		return err
-	}
-	return json.Unmarshal(b, v)
-}
-
-// do sends the request and returns the answer's body (valid until the next call); anything but
-// 200 is an error.
-func (c *rawClient) do() ([]byte, error) {
-	if c.conn == nil {
-		conn, err := net.Dial("unix", c.sock)
-		if err != nil {
-			return nil, err
-		}
-		c.conn, c.br = conn, bufio.NewReaderSize(conn, 64<<10)
-	}
-	body, keep, err := c.exchange()
-	if err != nil || !keep {
-		c.close()
-	}
-	return body, err
-}
-
-func (c *rawClient) exchange() (body []byte, keep bool, err error) {
-	_ = c.conn.SetDeadline(time.Now().Add(30 * time.Second))
-	if _, err := c.conn.Write(c.req); err != nil {
-		return nil, false, err
-	}
-	line, err := c.br.ReadSlice('\n')
-	if err != nil {
-		return nil, false, err
-	}
-	f := strings.Fields(string(line))
-	if len(f) < 2 {
-		return nil, false, fmt.Errorf("bad status line %q", line)
-	}
-	status := f[1]
-	length, chunked := -1, false
-	keep = f[0] == "HTTP/1.1"
-	for {
-		h, err := c.br.ReadSlice('\n')
-		if err != nil {
-			return nil, false, err
-		}
-		hs := strings.TrimRight(string(h), "\r\n")
-		if hs == "" {
-			break
-		}
-		k, v, _ := strings.Cut(hs, ":")
-		v = strings.TrimSpace(v)
-		switch strings.ToLower(k) {
-		case "content-length":
-			length, _ = strconv.Atoi(v)
-		case "transfer-encoding":
-			chunked = strings.EqualFold(v, "chunked")
-		case "connection":
-			keep = keep && !strings.EqualFold(v, "close")
-		}
-	}
-	c.buf = c.buf[:0]
-	switch {
-	case chunked:
-		for {
-			l, err := c.br.ReadSlice('\n')
-			if err != nil {
-				return nil, false, err
-			}
-			n, err := strconv.ParseInt(strings.TrimSpace(strings.SplitN(string(l), ";", 2)[0]), 16, 64)
-			if err != nil {
-				return nil, false, fmt.Errorf("bad chunk size %q", l)
-			}
-			if n == 0 {
-				if _, err := c.br.ReadSlice('\n'); err != nil {
-					return nil, false, err
-				}
-				break
-			}
-			if err := c.read(int(n)); err != nil {
-				return nil, false, err
-			}
-			if _, err := c.br.Discard(2); err != nil {
-				return nil, false, err
-			}
-		}
-	case length >= 0:
-		if err := c.read(length); err != nil {
-			return nil, false, err
-		}
-	default:
-		b, err := io.ReadAll(c.br)
-		if err != nil {
-			return nil, false, err
-		}
-		c.buf, keep = append(c.buf, b...), false
-	}
-	if status != "200" {
-		return nil, false, fmt.Errorf("status %s: %.200s", status, c.buf)
-	}
-	return c.buf, keep, nil
-}
-
-// read appends n bytes of the answer to buf.
-func (c *rawClient) read(n int) error {
-	start := len(c.buf)
-	c.buf = slices.Grow(c.buf, n)[:start+n]
-	_, err := io.ReadFull(c.br, c.buf[start:])
-	return err
-}
