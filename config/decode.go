@@ -356,16 +356,7 @@ func (d *decoder) settings(k keyPath, t map[string]any) Settings {
 				s.Socket, s.SocketSet = p, true
 			}
 		case "socket_mode":
-			// A string reads as octal ("0660"); TOML's own 0o660 arrives as an integer.
-			mode := int64(-1)
-			switch m := v.(type) {
-			case string:
-				if n, err := strconv.ParseUint(m, 8, 32); err == nil {
-					mode = int64(n)
-				}
-			case int64:
-				mode = m
-			}
+			mode := fileMode(v)
 			if mode < 0 || mode > 0o777 {
 				d.errorf(kk, "want a file mode like \"0660\" or 0o660, got %s", describe(v))
 			} else {
@@ -862,4 +853,18 @@ func cycles(edges [][]int) [][]int {
 		}
 	}
 	return out
+}
+
+// fileMode reads a file mode: a string as octal ("0660"), TOML's own 0o660 as the integer it
+// arrives as; -1 for anything else.
+func fileMode(v any) int64 {
+	switch m := v.(type) {
+	case string:
+		if n, err := strconv.ParseUint(m, 8, 32); err == nil {
+			return int64(n)
+		}
+	case int64:
+		return m
+	}
+	return -1
 }

@@ -3,7 +3,6 @@ package config
 import (
 	"os"
 	"slices"
-	"strconv"
 
 	"gaffer/listen"
 )
@@ -62,16 +61,7 @@ func (d *decoder) systemd(p *Process, k keyPath, get func(string) (any, keyPath,
 		}
 	}
 	if v, kk, ok := get("listen_mode"); ok {
-		// A string reads as octal ("0660"); TOML's own 0o660 arrives as an integer.
-		mode := int64(-1)
-		switch m := v.(type) {
-		case string:
-			if n, err := strconv.ParseUint(m, 8, 32); err == nil {
-				mode = int64(n)
-			}
-		case int64:
-			mode = m
-		}
+		mode := fileMode(v)
 		switch {
 		case mode < 0 || mode > 0o777:
 			d.errorf(kk, "want a file mode like \"0660\" or 0o660, got %s", describe(v))
