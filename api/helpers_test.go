@@ -241,18 +241,18 @@ func (b *fakeBackend) Events(ctx context.Context) <-chan core.Event {
 	return ch
 }
 
-func (b *fakeBackend) Shutdown() {
+func (b *fakeBackend) Shutdown(bool) {
 	select {
 	case b.shutdown <- struct{}{}:
 	default:
 	}
 }
 
-func (b *fakeBackend) Health() (bool, []string) {
+func (b *fakeBackend) Health(level string, names []string) (core.HealthReport, error) {
 	if b.healthy {
-		return true, nil
+		return core.HealthReport{OK: true, Level: level, Failing: []core.HealthFailure{}}, nil
 	}
-	return false, []string{"web.2 is exited"}
+	return core.HealthReport{Level: level, Failing: []core.HealthFailure{{Name: "web.2", Reason: "is exited"}}}, nil
 }
 
 func (b *fakeBackend) Pids() map[string]int {

@@ -620,6 +620,7 @@ func (s *Server) getEvents(x *exchange) {
 }
 
 func (s *Server) postShutdown(x *exchange) {
+	drain := x.query.Get("drain") != "0"
 	x.closing = true
 	x.json(202, ok{true})
 	// After answering, and apart: the shutdown closes this server, and Close waits for handlers.
@@ -629,7 +630,7 @@ func (s *Server) postShutdown(x *exchange) {
 				s.opts.Logf("api: panic in Backend.Shutdown: %v\n%s", r, debug.Stack())
 			}
 		}()
-		s.opts.Backend.Shutdown()
+		s.opts.Backend.Shutdown(drain)
 	}()
 }
 
@@ -640,10 +641,22 @@ type health struct {
 }
 
 func (s *Server) getHealth(x *exchange) {
-	good, reasons := s.opts.Backend.Health()
-	if good {
+	r, err := s.opts.Backend.Health(core.LevelReady, nil)
+	if err != nil {
+		x.fail(err)
+		return
+	}
+	if r.OK {
 		x.json(200, health{OK: true})
 		return
+	}
+	var reasons []string
+	for _, f := range r.Failing {
+		if f.Name != "" {
+			reasons = append(reasons, f.Name+" "+f.Reason)
+		} else {
+			reasons = append(reasons, f.Reason)
+		}
 	}
 	if len(reasons) == 0 {
 		reasons = []string{"unhealthy"}

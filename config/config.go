@@ -5,6 +5,7 @@ package config
 
 import (
 	"os"
+	"regexp"
 	"syscall"
 	"time"
 
@@ -34,12 +35,20 @@ type Settings struct {
 	SocketGID       int         // SocketGroup resolved, -1 when not given
 	SocketAllowUIDs []int       // peers allowed besides root and gaffer's own uid
 	LogBytes        int         // recent output kept per process for the API (default 256 KiB)
+
+	// Drain is how long gaffer reports itself not ready before it stops anything, on SIGTERM,
+	// SIGINT or gaffer shutdown (default 0).
+	Drain time.Duration
+	// ReloadSignal, when not 0, makes gaffer reload its configuration instead of forwarding it.
+	ReloadSignal syscall.Signal
 }
 
-// Probe is how readiness is checked: Kind is tcp, http, https, file, exec or none.
+// Probe is how readiness or health is checked: Kind is tcp, http, https, file, exec, log,
+// notify or none.
 type Probe struct {
 	Kind   string
-	Target string // host:port, URL, path, or shell command
+	Target string         // host:port, URL, path, shell command, or regular expression
+	Regexp *regexp.Regexp // Target compiled, for log
 }
 
 // Process is one [process.NAME] table (or Procfile line), with defaults filled in.
@@ -82,6 +91,24 @@ type Process struct {
 	// Limits (memory_max, memory_high, cpu_max, pids_max), when any is set, give the process a
 	// cgroup of its own (see limits.go).
 	Limits cgroup.Limits
+
+	// Liveness: once ready (or running without a readiness probe), Health is checked every
+	// HealthInterval (from the end of one check to the start of the next), each bounded by
+	// HealthTimeout; HealthRetries consecutive failures make the process unhealthy, and then
+	// OnUnhealthy says what happens. Failures in the first HealthStart after ready do not count.
+	Health         Probe // Kind none: no check (log and notify are refused)
+	HealthInterval time.Duration
+	HealthTimeout  time.Duration
+	HealthRetries  int
+	HealthStart    time.Duration
+	OnUnhealthy    string // restart | shutdown | ignore (default restart)
+
+	// A oneshot with a Schedule runs at those times; at start only with RunAtStart.
+	Schedule   Schedule
+	RunAtStart bool
+
+	// Disabled (a layer's disabled = true) keeps the process out: not started, stopped by a reload.
+	Disabled bool
 }
 
 // Defaults filled in by Load for what a file leaves out.
@@ -95,6 +122,17 @@ const (
 	// MinBackoff is the shortest backoff a file may ask for: with restart = "always", "0s" made a
 	// process that exits at once into a fork loop (800 restarts in 3 s).
 	MinBackoff = 10 * time.Millisecond
+
+	DefaultHealthInterval = 10 * time.Second
+	DefaultHealthTimeout  = 3 * time.Second
+	DefaultHealthRetries  = 3
+)
+
+// Values of Process.OnUnhealthy.
+const (
+	OnUnhealthyRestart  = "restart"
+	OnUnhealthyShutdown = "shutdown"
+	OnUnhealthyIgnore   = "ignore"
 )
 
 // Ceilings on instances, refused by Load (so by gaffer check and gaffer up) with FILE:LINE, and by
@@ -141,6 +179,7 @@ const (
 	ProbeFile   = "file"
 	ProbeExec   = "exec"
 	ProbeNotify = "notify" // READY=1 on the notify socket (sd_notify)
+	ProbeLog    = "log"    // a line of its stdout or stderr matches Regexp
 )
 
 // DefaultSettings are the settings of a file without a [settings] table.
@@ -174,5 +213,10 @@ func defaultProcess(name string, grace time.Duration) Process {
 		StopSignal:     syscall.SIGTERM,
 		StopTimeout:    grace,
 		RedirectOutput: []string{"out", "err"},
+		Health:         Probe{Kind: ProbeNone},
+		HealthInterval: DefaultHealthInterval,
+		HealthTimeout:  DefaultHealthTimeout,
+		HealthRetries:  DefaultHealthRetries,
+		OnUnhealthy:    OnUnhealthyRestart,
 	}
 }

@@ -39,6 +39,9 @@ type Info struct {
 	// NotifyIgnored counts sd_notify messages ignored: from outside every process's tree, from a
 	// process without ready = "notify" or a watchdog, over the size limit, or a refused MAINPID.
 	NotifyIgnored uint64 `json:"notify_ignored"`
+	// Draining is true from a stop request until the drain (settings.drain) is over: readiness
+	// fails at once while the processes keep running.
+	Draining bool `json:"draining"`
 }
 
 // Process is one supervised process, as GET /v1/processes lists it.
@@ -65,6 +68,68 @@ type Process struct {
 	// OOMKills counts the OOM kills gaffer saw in the process's tree: of the process itself, or
 	// of a process it forked.
 	OOMKills int `json:"oom_kills"`
+
+	// Liveness (health = "..."): Health is HealthHealthy, HealthUnhealthy or HealthUnknown (no
+	// result yet in this run), "" for a process without a health check. HealthFailures counts the
+	// consecutive failed checks, HealthError is the last failure's reason, HealthChecksFailed
+	// every failed check since gaffer started.
+	Health             string `json:"health,omitempty"`
+	HealthFailures     int    `json:"health_failures,omitempty"`
+	HealthError        string `json:"health_error,omitempty"`
+	HealthChecksFailed uint64 `json:"health_checks_failed,omitempty"`
+
+	// Scheduled oneshots (schedule = "..."): the next time it runs, nil when it will not.
+	Schedule string     `json:"schedule,omitempty"`
+	NextRun  *time.Time `json:"next_run,omitempty"`
+}
+
+// Values of Process.Health.
+const (
+	HealthHealthy   = "healthy"
+	HealthUnhealthy = "unhealthy"
+	HealthUnknown   = "unknown"
+)
+
+// Levels of a health question (GET /v1/health?level=, gaffer health --level).
+const (
+	// LevelAlive: gaffer answers and none of the processes asked about is fatal, given up or
+	// unhealthy.
+	LevelAlive = "alive"
+	// LevelReady: alive, and every one of them is ready (or running, without a readiness
+	// probe) and not unhealthy, and gaffer is neither draining nor stopping.
+	LevelReady = "ready"
+)
+
+// HealthReport answers a health question.
+type HealthReport struct {
+	OK       bool            `json:"ok"`
+	Level    string          `json:"level"`
+	Draining bool            `json:"draining"`
+	Stopping bool            `json:"stopping"`
+	Failing  []HealthFailure `json:"failing"` // empty when OK
+}
+
+// HealthFailure is one reason a HealthReport is not OK: a process ("" for gaffer itself) and why.
+type HealthFailure struct {
+	Name   string `json:"name,omitempty"`
+	Reason string `json:"reason"`
+}
+
+// ReloadStep is what a reload does (or would do) to one process.
+type ReloadStep struct {
+	Name   string `json:"name"`
+	Action string `json:"action"` // add, remove, restart, scale, update, keep
+	Why    string `json:"why,omitempty"`
+}
+
+// ReloadResult is the answer of a reload: its plan, and whether it was applied. Errors (each
+// FILE:LINE: message) mean the new configuration was refused and nothing changed.
+type ReloadResult struct {
+	Applied      bool         `json:"applied"`
+	DryRun       bool         `json:"dry_run"`
+	Plan         []ReloadStep `json:"plan"`
+	Errors       []string     `json:"errors,omitempty"`
+	NeedsRestart []string     `json:"needs_restart,omitempty"` // settings that change only with a new gaffer
 }
 
 // Values of Process.ExitReason.
@@ -120,11 +185,13 @@ type Backend interface {
 	// it, counted against StreamBudgetFrom(ctx), and the next event it gets carries the number
 	// lost in Dropped.
 	Events(ctx context.Context) <-chan Event
-	// Shutdown starts the same ordered shutdown as SIGTERM.
-	Shutdown()
-	// Health reports whether every non-oneshot process that should run is running and ready,
-	// and why not.
-	Health() (ok bool, reasons []string)
+	// Shutdown starts the same ordered shutdown as SIGTERM: after the drain (settings.drain,
+	// --drain) when drain is true, at once otherwise.
+	Shutdown(drain bool)
+	// Health answers at level (LevelAlive or LevelReady) for the processes named (group or
+	// instance names), or for every supervised process when names is empty. ErrNotFound for an
+	// unknown name, ErrBadRequest for an unknown level.
+	Health(level string, names []string) (HealthReport, error)
 }
 
 // Starter is a Backend that can start processes.
@@ -133,6 +200,13 @@ type Starter interface {
 	// once it is started (ready); ctx bounds the wait.
 	Start(ctx context.Context, name string, wait bool) error
 	Restart(ctx context.Context, name string, wait bool) error
+}
+
+// Reloader is a Backend that can read its configuration again and apply the difference.
+type Reloader interface {
+	// Reload reads the configuration's sources again; unless dryRun, it applies the difference.
+	// A configuration with errors changes nothing: the result lists them (error nil).
+	Reload(ctx context.Context, dryRun bool) (ReloadResult, error)
 }
 
 // Scaler is a Backend that can change the number of instances of a process.

@@ -108,7 +108,7 @@ func (a *runAPI) Stop(ctx context.Context, name string, wait bool) error {
 	if err := a.check(name); err != nil {
 		return err
 	}
-	a.Shutdown()
+	a.Shutdown(false)
 	if !wait {
 		return nil
 	}
@@ -123,15 +123,40 @@ func (a *runAPI) Stop(ctx context.Context, name string, wait bool) error {
 // Events implements core.Backend.
 func (a *runAPI) Events(ctx context.Context) <-chan core.Event { return a.bus.subscribe(ctx) }
 
-// Shutdown implements core.Backend: the same as SIGTERM to gaffer.
-func (a *runAPI) Shutdown() {
-	_ = a.do(func() { a.l.onSignal(unix.SIGTERM) })
+// Shutdown implements core.Backend: the same as SIGTERM to gaffer, without its drain unless drain.
+func (a *runAPI) Shutdown(drain bool) {
+	_ = a.do(func() {
+		if !drain {
+			a.l.skipDrain()
+		}
+		a.l.onSignal(unix.SIGTERM)
+	})
 }
 
-// Health implements core.Backend.
-func (a *runAPI) Health() (bool, []string) {
-	if p := a.view(); p.State != stateRunning.String() {
-		return false, []string{"main is " + p.State}
+// Health implements core.Backend. The one process of gaffer -- is "main".
+func (a *runAPI) Health(level string, names []string) (core.HealthReport, error) {
+	if level != core.LevelAlive && level != core.LevelReady {
+		return core.HealthReport{}, fmt.Errorf("level %q: want alive or ready: %w", level, core.ErrBadRequest)
 	}
-	return true, nil
+	for _, n := range names {
+		if n != "main" {
+			return core.HealthReport{}, fmt.Errorf("no process %q: %w", n, core.ErrNotFound)
+		}
+	}
+	r := core.HealthReport{Level: level, Failing: []core.HealthFailure{}}
+	var draining, stopping bool
+	_ = a.do(func() { draining, stopping = a.l.draining(), a.l.stopping() })
+	r.Draining, r.Stopping = draining, stopping
+	if p := a.view(); p.State != stateRunning.String() {
+		r.Failing = append(r.Failing, core.HealthFailure{Name: "main", Reason: "is " + p.State})
+	}
+	if level == core.LevelReady {
+		if draining {
+			r.Failing = append(r.Failing, core.HealthFailure{Reason: "draining"})
+		} else if stopping {
+			r.Failing = append(r.Failing, core.HealthFailure{Reason: "stopping"})
+		}
+	}
+	r.OK = len(r.Failing) == 0
+	return r, nil
 }

@@ -37,6 +37,8 @@ type UpConfig struct {
 	Warnf      Logf
 	// Clock is the time of backoffs, probes and timeouts; nil is the system's.
 	Clock Clock
+	// Reload, when set, reads the configuration's sources again (gaffer reload, reload_signal).
+	Reload func() (*config.Config, error)
 }
 
 // drainWait bounds how long output is read after a process exited: a grandchild may hold its pipes.

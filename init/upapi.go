@@ -491,27 +491,21 @@ func (s *supervisor) Events(ctx context.Context) <-chan core.Event {
 }
 
 // Shutdown implements core.Backend.
-func (s *supervisor) Shutdown() {
+func (s *supervisor) Shutdown(drain bool) {
 	_ = s.do(func() {
 		s.out.Event("shutdown requested over the API")
-		s.shutdown(0, "")
+		s.requestStop(drain)
 	})
 }
 
 // Health implements core.Backend.
-func (s *supervisor) Health() (bool, []string) {
-	var reasons []string
-	_ = s.do(func() {
-		for _, in := range s.insts {
-			if in.cfg.Oneshot || in.cfg.Detach || in.state == stateHeld {
-				continue
-			}
-			if !s.isReady(in) {
-				reasons = append(reasons, in.name+" is "+in.state.String())
-			}
-		}
-	})
-	return len(reasons) == 0, reasons
+func (s *supervisor) Health(level string, names []string) (core.HealthReport, error) {
+	var r core.HealthReport
+	var err error
+	if e := s.do(func() { r, err = s.health(level, names) }); e != nil {
+		return core.HealthReport{}, e
+	}
+	return r, err
 }
 
 // emit publishes an event of in to API followers.
