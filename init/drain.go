@@ -13,6 +13,6 @@ func (s *supervisor) health(level string, names []string) (core.HealthReport, er
 	return core.HealthReport{OK: true, Level: level}, nil
 }
 
-func (l *loop) skipDrain()      {}
+func (l *loop) skipDrain()     {}
 func (l *loop) draining() bool { return false }
 func (l *loop) stopping() bool { return l.sweep != nil }
