@@ -107,7 +107,7 @@ func Listen(path string, o Options) (*os.File, *File, error) {
 	if name == "" || name == "." || name == ".." {
 		return nil, nil, fmt.Errorf("cannot listen on %s: not a file name", path)
 	}
-	dir, err := openDir(filepath.Clean(dirPath), os.Geteuid())
+	dir, err := openDir(filepath.Clean(dirPath), os.Geteuid(), true)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -167,8 +167,8 @@ func Listen(path string, o Options) (*os.File, *File, error) {
 }
 
 // openDir opens the directory dir (absolute and clean) for the *at calls, creating what is missing
-// (0755, less the umask), as described at the top of this file.
-func openDir(dir string, self int) (int, error) {
+// (0755, less the umask) when create is set, as described at the top of this file.
+func openDir(dir string, self int, create bool) (int, error) {
 	fd, err := unix.Open("/", unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
 	if err != nil {
 		return -1, fmt.Errorf("cannot open /: %w", err)
@@ -191,7 +191,7 @@ func openDir(dir string, self int) (int, error) {
 		todo = todo[1:]
 		next := filepath.Join(cur, c)
 		nfd, err := unix.Openat(fd, c, unix.O_PATH|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
-		if errors.Is(err, unix.ENOENT) && created < 2*maxSymlinks {
+		if errors.Is(err, unix.ENOENT) && create && created < 2*maxSymlinks {
 			// Made under a trusted directory: nobody else can swap it before the openat.
 			if err := unix.Mkdirat(fd, c, 0o755); err != nil && !errors.Is(err, unix.EEXIST) {
 				unix.Close(fd)
