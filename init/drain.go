@@ -1,18 +1,170 @@
 package pid1
 
-import "gaffer/core"
+import (
+	"fmt"
+	"slices"
+	"syscall"
+	"time"
+
+	"gaffer/core"
+	"gaffer/signals"
+
+	"golang.org/x/sys/unix"
+)
+
+// drainState is the drain under way (settings.drain): gaffer answers not ready while its
+// processes keep running, so that a load balancer stops sending before anything stops.
+type drainState struct {
+	until time.Time
+	timer Timer
+	seq   int
+}
 
 // requestStop begins the shutdown asked for by a stop signal or the API: after the drain when
-// one is configured and drain is true, at once otherwise.
+// one is configured and drain is true, at once otherwise. A request during the drain skips the
+// rest of it.
 func (s *supervisor) requestStop(drain bool) {
-	s.shutdown(0, "")
+	if s.stopping != nil {
+		return
+	}
+	if s.draining != nil {
+		s.out.Event("skipping the rest of the drain")
+		s.shutdown(0, "")
+		return
+	}
+	d := s.cfg.Config.Settings.Drain
+	if !drain || d <= 0 {
+		s.shutdown(0, "")
+		return
+	}
+	s.drainSeq++
+	s.draining = &drainState{until: s.clock.Now().Add(d), seq: s.drainSeq}
+	ev := event{kind: evDrainEnd, seq: s.drainSeq}
+	s.draining.timer = s.clock.AfterFunc(d, func() { s.post(ev) })
+	s.out.Event("draining for %v", d)
+	s.emit("drain", nil, -1, d.String())
 }
 
-// health answers a health question on the loop.
+// onDrainEnd stops everything once the drain is over.
+func (s *supervisor) onDrainEnd(ev event) {
+	if s.draining == nil || s.draining.seq != ev.seq || s.stopping != nil {
+		return
+	}
+	s.shutdown(0, "drain over")
+}
+
+// endDrain ends the drain, if one is under way: shutdown's part.
+func (s *supervisor) endDrain() {
+	if s.draining != nil {
+		s.draining.timer.Stop()
+		s.draining = nil
+	}
+}
+
+// health answers a health question on the loop (see core.LevelAlive and core.LevelReady).
 func (s *supervisor) health(level string, names []string) (core.HealthReport, error) {
-	return core.HealthReport{OK: true, Level: level}, nil
+	if level != core.LevelAlive && level != core.LevelReady {
+		return core.HealthReport{}, fmt.Errorf("level %q: want alive or ready: %w", level, core.ErrBadRequest)
+	}
+	insts := s.insts
+	if len(names) > 0 {
+		insts = nil
+		for _, n := range names {
+			found := s.find(n)
+			if len(found) == 0 {
+				return core.HealthReport{}, fmt.Errorf("no process %q: %w", n, core.ErrNotFound)
+			}
+			for _, in := range found {
+				if !slices.Contains(insts, in) {
+					insts = append(insts, in)
+				}
+			}
+		}
+	}
+	r := core.HealthReport{Level: level, Draining: s.draining != nil, Stopping: s.stopping != nil, Failing: []core.HealthFailure{}}
+	fail := func(in *instance, format string, args ...any) {
+		f := core.HealthFailure{Reason: fmt.Sprintf(format, args...)}
+		if in != nil {
+			f.Name = in.name
+		}
+		r.Failing = append(r.Failing, f)
+	}
+	if level == core.LevelReady {
+		switch {
+		case r.Stopping:
+			fail(nil, "stopping")
+		case r.Draining:
+			fail(nil, "draining")
+		}
+	}
+	for _, in := range insts {
+		switch {
+		case in.state == stateFatal:
+			fail(in, "is fatal (exit code %d)", in.code)
+			continue
+		case in.health.status == core.HealthUnhealthy && hasHealth(in.cfg):
+			fail(in, "is unhealthy: %s", in.health.lastErr)
+			continue
+		}
+		if level != core.LevelReady || in.cfg.Detach || scheduled(in) {
+			continue
+		}
+		if in.cfg.Oneshot {
+			// A oneshot is ready once it succeeded; unnamed, it does not count (it may be long done).
+			if len(names) > 0 && !s.satisfiedOne(in) {
+				fail(in, "is %s", in.state)
+			}
+			continue
+		}
+		if in.state == stateHeld && len(names) == 0 {
+			continue // stopped on purpose over the API
+		}
+		if !s.isReady(in) {
+			fail(in, "is %s", in.state)
+		}
+	}
+	r.OK = len(r.Failing) == 0
+	return r, nil
 }
 
-func (l *loop) skipDrain()     {}
-func (l *loop) draining() bool { return false }
-func (l *loop) stopping() bool { return l.sweep != nil }
+// satisfiedOne reports whether one oneshot instance succeeded.
+func (s *supervisor) satisfiedOne(in *instance) bool {
+	return in.state == stateExited && slices.Contains(in.cfg.SuccessCodes, in.code)
+}
+
+// The drain of `gaffer -- CMD` (--drain): a stop signal is held back for the drain, then
+// forwarded; a second one is forwarded at once.
+
+// startDrain holds sig back for the drain and reports true, when a drain applies.
+func (l *loop) startDrain(sig syscall.Signal) bool {
+	if l.drainTimer != nil {
+		l.drainTimer.Stop()
+		l.drainTimer = nil
+		l.warnf("received SIG%s again: skipping the rest of the drain", signals.Name(sig))
+		return false
+	}
+	if l.cfg.Drain <= 0 || l.drained || (sig != unix.SIGTERM && sig != unix.SIGINT) {
+		return false
+	}
+	l.drained = true
+	l.drainSig = sig
+	fired := l.drainFired
+	l.drainTimer = l.clock.AfterFunc(l.cfg.Drain, func() {
+		select {
+		case fired <- struct{}{}:
+		default:
+		}
+	})
+	l.warnf("received SIG%s: draining for %v before forwarding it", signals.Name(sig), l.cfg.Drain)
+	if l.bus != nil {
+		l.bus.emit(core.Event{Time: time.Now(), Kind: "drain", Detail: l.cfg.Drain.String()})
+	}
+	return true
+}
+
+// skipDrain: no drain from now on (the API's shutdown with drain=0).
+func (l *loop) skipDrain() { l.drained = true }
+
+func (l *loop) draining() bool { return l.drainTimer != nil }
+
+func (l *loop) stopping() bool { return l.sweep != nil || l.stopSent }

@@ -147,7 +147,7 @@ func (l *fakeLauncher) start(in *instance) (child, error) {
 	return c, nil
 }
 
-func (l *fakeLauncher) startProbe(in *instance) (child, error) {
+func (l *fakeLauncher) startProbe(in *instance, _ string) (child, error) {
 	c := l.newChild()
 	l.probes[in.name] = append(l.probes[in.name], c)
 	return c, nil
@@ -239,7 +239,8 @@ func (h *harness) settle() {
 // pendingExits reports whether an exit waits in a channel the supervisor still reads.
 func (h *harness) pendingExits() bool {
 	for _, in := range h.s.insts {
-		if in.proc != nil && len(in.proc.Exit()) > 0 || in.probe != nil && len(in.probe.Exit()) > 0 {
+		if in.proc != nil && len(in.proc.Exit()) > 0 || in.probe != nil && len(in.probe.Exit()) > 0 ||
+			in.health.probe != nil && len(in.health.probe.Exit()) > 0 {
 			return true
 		}
 	}

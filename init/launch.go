@@ -39,8 +39,9 @@ type child interface {
 type launcher interface {
 	// start starts in's process as configured, with its streams wired and relayed.
 	start(in *instance) (child, error)
-	// startProbe starts in's exec readiness probe, as in runs: user, groups, cwd, environment.
-	startProbe(in *instance) (child, error)
+	// startProbe starts an exec probe of in (readiness or health: cmd is its command), as in
+	// runs: user, groups, cwd, environment.
+	startProbe(in *instance, cmd string) (child, error)
 	// check runs a readiness probe that starts no process (tcp, http, https, file) once.
 	check(ctx context.Context, p config.Probe) error
 	// ended is told that in's process exited: the drain of its output is bounded from now on,
@@ -128,13 +129,13 @@ func (l *osLauncher) check(ctx context.Context, p config.Probe) error { return p
 
 // startProbe runs the probe command with /bin/sh as the process itself runs. Its exit comes
 // through the reaper like every other child's.
-func (l *osLauncher) startProbe(in *instance) (child, error) {
+func (l *osLauncher) startProbe(in *instance, cmd string) (child, error) {
 	spec, err := baseSpec(in)
 	if err != nil {
 		return nil, err
 	}
 	spec.Name = in.name + " probe"
-	spec.Argv = []string{"/bin/sh", "-c", in.cfg.Ready.Target}
+	spec.Argv = []string{"/bin/sh", "-c", cmd}
 	p, err := spawn.Start(l.r, spec)
 	if err != nil {
 		return nil, err
@@ -159,7 +160,14 @@ func (l *osLauncher) relay(in *instance, pid int, o output) {
 		stream = labels[0]
 	}
 	ring := in.logs
-	src := relay.Source{Name: name, Pid: pid, Stream: stream, Color: in.color, Tap: func(b []byte) { ring.add(stream, b) }}
+	tap := func(b []byte) { ring.add(stream, b) }
+	if w := in.logReady; w != nil && !o.custom {
+		tap = func(b []byte) {
+			ring.add(stream, b)
+			w.scan(b)
+		}
+	}
+	src := relay.Source{Name: name, Pid: pid, Stream: stream, Color: in.color, Tap: tap}
 	l.relays.Add(1)
 	go func() {
 		defer l.relays.Done()

@@ -78,7 +78,8 @@ func decideExit(p *config.Process, h history, f exitFacts, now time.Time) exitDe
 		d.hist.recent, d.gaveUp = recent, true
 	}
 	d.next = stateExited
-	if d.gaveUp || !d.success {
+	// A scheduled run that failed is one run: the schedule goes on (it is fatal only when it gave up).
+	if d.gaveUp || (!d.success && p.Schedule.IsZero()) {
 		d.next = stateFatal
 	}
 	d.shutdown = p.OnEnd != "ignore" && !(p.Oneshot && d.success)
@@ -115,6 +116,8 @@ func nothingLeft(insts []*instance, blocked func(*instance) bool) bool {
 		case in.state.alive() && !in.cfg.Detach:
 			return false
 		case in.state == statePending && !blocked(in):
+			return false
+		case !in.sched.next.IsZero(): // a scheduled oneshot: it runs again
 			return false
 		}
 	}

@@ -19,7 +19,9 @@ import (
 func probeOnce(ctx context.Context, p config.Probe) error {
 	switch p.Kind {
 	case config.ProbeTCP:
-		d := net.Dialer{Timeout: time.Second}
+		ctx, cancel := withDefaultTimeout(ctx, time.Second)
+		defer cancel()
+		var d net.Dialer
 		c, err := d.DialContext(ctx, "tcp", strings.TrimPrefix(p.Target, "tcp://"))
 		if err != nil {
 			return err
@@ -32,6 +34,15 @@ func probeOnce(ctx context.Context, p config.Probe) error {
 		return err
 	}
 	return fmt.Errorf("unknown probe %q", p.Kind)
+}
+
+// withDefaultTimeout bounds ctx by d unless it has a deadline already: a readiness probe is tried
+// again soon, so each try is short; a health check has its own health_timeout.
+func withDefaultTimeout(ctx context.Context, d time.Duration) (context.Context, context.CancelFunc) {
+	if _, ok := ctx.Deadline(); ok {
+		return context.WithCancel(ctx)
+	}
+	return context.WithTimeout(ctx, d)
 }
 
 // probeMaxHead bounds the response head an HTTP probe reads (status line and fields, 1xx included).
@@ -53,7 +64,7 @@ func httpGet(ctx context.Context, target string) error {
 		}
 		host = net.JoinHostPort(u.Hostname(), port)
 	}
-	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	ctx, cancel := withDefaultTimeout(ctx, 2*time.Second)
 	defer cancel()
 	d := net.Dialer{}
 	conn, err := d.DialContext(ctx, "tcp", host)

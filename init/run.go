@@ -40,6 +40,9 @@ type Config struct {
 	SuccessCodes []int
 	// Grace is how long processes left behind by the child have between SIGTERM and SIGKILL.
 	Grace time.Duration
+	// Drain, when not 0, holds a SIGTERM or SIGINT back that long before forwarding it, while the
+	// API's readiness fails (a second one is forwarded at once).
+	Drain time.Duration
 	// StopTimeout, when not 0, kills the child's group that long after a forwarded SIGTERM, SIGINT
 	// or SIGQUIT if the child is still alive.
 	StopTimeout time.Duration
@@ -79,6 +82,7 @@ func Run(ctx context.Context, cfg Config) (int, error) {
 	l := &loop{
 		cfg: cfg, r: r, isInit: reaper.IsPID1(), clock: orSystem(cfg.Clock), child: child,
 		debugf: debugf, warnf: warnf, code: -1, stopFired: make(chan struct{}, 1),
+		drainFired: make(chan struct{}, 1),
 	}
 	if cfg.Serve != nil {
 		a := &runAPI{loopCalls: newLoopCalls(), l: l, startedAt: time.Now(), pid: child.Pid, argv: cfg.Child.Argv}
@@ -110,6 +114,13 @@ type loop struct {
 	bus        *eventBus       // API event followers, when there is an API
 	allSignals <-chan struct{} // closed when the late signals are notified too
 
+	// The drain (drain.go): drainTimer runs while a stop signal, drainSig, is held back.
+	drainTimer Timer
+	drainFired chan struct{}
+	drainSig   syscall.Signal
+	drained    bool // a drain happened or is not wanted: no other
+	stopSent   bool // a stop signal was forwarded
+
 	res resources // the container's cgroup: OOM kills named (oom.go)
 	oom oomState  // how the child ended, OOM kills in its tree
 }
@@ -137,6 +148,11 @@ func (l *loop) run(ctx context.Context) int {
 			ctxDone = nil
 			if l.onSignal(unix.SIGTERM) {
 				return l.result()
+			}
+		case <-l.drainFired:
+			if l.drainTimer != nil && l.sweep == nil {
+				l.drainTimer = nil
+				l.forward(l.drainSig, sigStop)
 			}
 		case <-l.stopFired:
 			l.stopTimer = nil
@@ -173,10 +189,19 @@ func (l *loop) onSignal(sig syscall.Signal) bool {
 		l.debugf("received SIG%s: not forwarded", signals.Name(sig))
 		return false
 	}
+	if action == sigStop && l.startDrain(sig) {
+		return false
+	}
+	l.forward(sig, action)
+	return false
+}
+
+// forward sends sig, rewritten, to the child (or its group); a stop signal arms the stop timeout.
+func (l *loop) forward(sig syscall.Signal, action sigAction) {
 	out, ok := l.cfg.Rewrites.Apply(sig)
 	if !ok {
 		l.debugf("received SIG%s: dropped by rewrite", signals.Name(sig))
-		return false
+		return
 	}
 	target := l.child.Pid
 	if l.cfg.Group {
@@ -187,6 +212,9 @@ func (l *loop) onSignal(sig syscall.Signal) bool {
 	} else {
 		l.debugf("forwarded SIG%s as SIG%s to %d", signals.Name(sig), signals.Name(out), target)
 	}
+	if action == sigStop {
+		l.stopSent = true
+	}
 	if action == sigStop && l.cfg.StopTimeout > 0 && l.stopTimer == nil {
 		fired := l.stopFired
 		l.stopTimer = l.clock.AfterFunc(l.cfg.StopTimeout, func() {
@@ -196,7 +224,6 @@ func (l *loop) onSignal(sig syscall.Signal) bool {
 			}
 		})
 	}
-	return false
 }
 
 // onChildExit records the child's exit and starts the sweep; it reports whether gaffer is done.
@@ -211,6 +238,10 @@ func (l *loop) onChildExit(e reaper.Exit) bool {
 	if l.stopTimer != nil {
 		l.stopTimer.Stop()
 		l.stopTimer = nil
+	}
+	if l.drainTimer != nil {
+		l.drainTimer.Stop()
+		l.drainTimer = nil
 	}
 	l.sweep = newSweep(sweepConfig{r: l.r, isInit: l.isInit, grace: l.cfg.Grace, clock: l.clock, debugf: l.debugf, warnf: l.warnf})
 	return l.sweep.begin()

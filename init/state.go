@@ -119,6 +119,7 @@ func (s *supervisor) to(in *instance, next state, kind string, code int, detail 
 	}
 	in.state, in.since = next, s.clock.Now()
 	s.notifyEntered(in, next) // a new run's notify state; the watchdog while up (notify.go)
+	s.healthEntered(in, next) // liveness checks while up (health.go)
 	if kind != "" {
 		s.emit(kind, in, code, detail)
 	}

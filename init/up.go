@@ -87,10 +87,13 @@ type instance struct {
 	probeCancel context.CancelFunc // a network or file probe under way
 	probeDelay  time.Duration      // before the next try
 	probeErr    error              // the last failure
+	logReady    *logWatch          // ready = "log:...": watching this run's output
 
 	io   ioState
 	logs *logRing
 
+	health healthState // liveness checks (health.go)
+	sched  schedState  // scheduled runs (schedule.go)
 	notify notifyState // the systemd protocols (notify.go)
 	oom    oomState    // how its runs ended, OOM kills in its tree (oom.go)
 }
@@ -104,6 +107,11 @@ const (
 	evReadyTimeout
 	evStopTimeout
 	evKillTimeout
+	evHealth        // time for a liveness check (health.go)
+	evHealthResult  // a network or file check's result
+	evHealthTimeout // an exec check ran out of health_timeout
+	evSchedule      // a scheduled run is due (schedule.go)
+	evDrainEnd      // the drain is over (drain.go)
 )
 
 // event is a timer or probe result for the loop.
@@ -111,6 +119,7 @@ type event struct {
 	kind eventKind
 	inst *instance
 	gen  int
+	seq  int // of the health check (evHealth*) or the schedule (evSchedule)
 	err  error
 }
 
@@ -140,6 +149,8 @@ type supervisor struct {
 	stopping *shutdownState                     // the ordered shutdown, once begun
 	failure  int                                // code of the last failure, 0 if none
 	sweep    *sweep                             // after the last level: the leftovers' stop
+	draining *drainState                        // settings.drain under way (drain.go)
+	drainSeq int
 	strays   []child                            // probe children no longer wanted, still to be collected
 	starting bool                               // pending instances may be startable: startSome has work
 	ready    chan struct{}                      // closed at once: always ready in a select
@@ -261,6 +272,7 @@ func (s *supervisor) build() {
 		}
 	}
 	s.setWidth()
+	s.initSchedules()
 }
 
 // levels gives each process its dependency depth: 0 without `after`, else one more than the
@@ -386,7 +398,7 @@ func (s *supervisor) startSome() {
 	}
 	n := 0
 	for _, in := range slices.Clone(s.insts) {
-		if in.state != statePending {
+		if in.state != statePending || (scheduled(in) && !in.sched.due) {
 			continue
 		}
 		if s.blocked(in) {
@@ -421,6 +433,9 @@ func (s *supervisor) start(in *instance) {
 	s.forget(in)
 	in.started = s.clock.Now()
 	in.killed, in.stop, in.probeErr = false, stopNone, nil
+	if in.cfg.Ready.Kind == config.ProbeLog {
+		s.watchOutput(in)
+	}
 	p, err := s.launch.start(in)
 	if err != nil {
 		s.out.Event("%s cannot start: %v", in.name, err)
@@ -474,16 +489,21 @@ func (s *supervisor) forget(in *instance) {
 		s.strays = append(s.strays, in.probe)
 		in.probe = nil
 	}
+	s.forgetHealth(in)
+	if in.logReady != nil {
+		in.logReady.stop()
+		in.logReady = nil
+	}
 }
 
 // probe tries in's readiness once: an exec probe is started here, on the loop, like every child;
 // the others run on a goroutine of their own. The result comes back as evProbeResult.
 func (s *supervisor) probe(in *instance) {
-	if in.cfg.Ready.Kind == config.ProbeNotify {
-		return // READY=1 on the notify socket makes it ready (notify.go)
+	if in.cfg.Ready.Kind == config.ProbeNotify || in.cfg.Ready.Kind == config.ProbeLog {
+		return // READY=1 on the notify socket (notify.go), or a line of output (logready.go)
 	}
 	if in.cfg.Ready.Kind == config.ProbeExec {
-		p, err := s.launch.startProbe(in)
+		p, err := s.launch.startProbe(in, in.cfg.Ready.Target)
 		if err != nil {
 			s.onProbeResult(in, err)
 			return
@@ -521,6 +541,14 @@ func (s *supervisor) onProbeResult(in *instance, err error) {
 
 func (s *supervisor) onEvent(ev event) {
 	in := ev.inst
+	switch {
+	case ev.kind == evDrainEnd:
+		s.onDrainEnd(ev)
+		return
+	case ev.kind == evSchedule:
+		s.onScheduled(ev) // its own sequence: a run's forget does not cancel the schedule
+		return
+	}
 	if ev.gen != in.gen || in.state == stateRemoved {
 		return // stale: of an earlier run, or of an instance scaled away
 	}
@@ -542,6 +570,9 @@ func (s *supervisor) onEvent(ev event) {
 		}
 		if in.state == stateStarting && in.proc != nil {
 			why := "no answer yet"
+			if in.cfg.Ready.Kind == config.ProbeLog {
+				why = "no line matched " + in.cfg.Ready.Target
+			}
 			if in.probeErr != nil {
 				why = in.probeErr.Error()
 			}
@@ -563,6 +594,8 @@ func (s *supervisor) onEvent(ev event) {
 			in.lost = true
 			s.advance()
 		}
+	case evHealth, evHealthResult, evHealthTimeout:
+		s.onHealthEvent(ev)
 	default:
 		s.onNotifyEvent(ev) // the watchdog (notify.go)
 	}
@@ -598,6 +631,16 @@ func (s *supervisor) onSignal(sig syscall.Signal) {
 					_ = in.proc.SignalGroup(unix.SIGKILL)
 				}
 			}
+			return
+		}
+		if s.draining != nil {
+			s.out.Event("received SIG%s again", signals.Name(sig))
+			s.requestStop(false)
+			return
+		}
+		if s.cfg.Config.Settings.Drain > 0 && (sig == unix.SIGTERM || sig == unix.SIGINT) {
+			s.out.Event("received SIG%s", signals.Name(sig))
+			s.requestStop(true)
 			return
 		}
 		s.out.Event("received SIG%s: stopping", signals.Name(sig))
@@ -642,6 +685,7 @@ func (s *supervisor) collect() {
 		}
 	})
 	for _, in := range slices.Clone(s.insts) {
+		s.collectHealth(in)
 		if in.probe != nil {
 			select {
 			case e := <-in.probe.Exit():
@@ -726,6 +770,7 @@ func (s *supervisor) exit(in *instance, code int) {
 // remove takes in out of the table for good.
 func (s *supervisor) remove(in *instance) {
 	s.forget(in)
+	s.stopSchedule(in)
 	s.to(in, stateRemoved, "", -1, "")
 	in.logs.close()
 	s.insts = slices.DeleteFunc(s.insts, func(x *instance) bool { return x == in })
@@ -748,11 +793,13 @@ func (s *supervisor) shutdown(code int, why string) {
 	}
 	s.stopping = &shutdownState{code: code}
 	s.starting = false
+	s.endDrain()
 	if why != "" {
 		s.out.Event("stopping: %s", why)
 	}
 	s.emit("shutdown", nil, -1, why)
 	for _, in := range s.insts {
+		s.stopSchedule(in)
 		s.stopping.level = max(s.stopping.level, in.level)
 		if in.proc == nil {
 			s.forget(in) // a restart or probe timer

@@ -80,6 +80,8 @@ func (s *supervisor) view(in *instance) core.Process {
 		p.ExitSignal = exitSignal(code)
 	}
 	p.ExitReason, p.OOMKills = in.oom.view(in.code)
+	healthView(in, &p)
+	p.Schedule, p.NextRun = schedView(in)
 	for i, label := range in.cfg.RedirectOutput {
 		if i < 2 && !(in.cfg.TTY && i == 1) {
 			p.Streams = append(p.Streams, label)

@@ -1,0 +1,204 @@
+package pid1
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"time"
+
+	"gaffer/config"
+	"gaffer/core"
+
+	"golang.org/x/sys/unix"
+)
+
+// healthState is an instance's liveness checks (health = "..."). They run while the instance is
+// running or ready, one at a time, health_interval apart from the end of one to the start of the
+// next; a stop or an exit ends them with the run's gen, like every timer and probe of the run.
+type healthState struct {
+	status   string    // core.Health*: unknown until the first result of this run; "" without a check
+	failures int       // consecutive failed checks of this run
+	lastErr  string    // the last failure's reason
+	failed   uint64    // every failed check that counted, since gaffer started
+	since    time.Time // when the checks began in this run: failures within health_start do not count
+	seq      int       // the check under way, for its timeout and result
+	probe    child     // an exec check running
+	cancel   context.CancelFunc
+}
+
+// hasHealth reports whether p is checked for liveness.
+func hasHealth(p *config.Process) bool {
+	return p.Health.Kind != "" && p.Health.Kind != config.ProbeNone
+}
+
+// healthEntered is supervisor.to's hook: a run that is up (ready, or running without a readiness
+// probe) begins its checks afresh, the first one health_interval later.
+func (s *supervisor) healthEntered(in *instance, next state) {
+	if !hasHealth(in.cfg) {
+		return
+	}
+	switch next {
+	case stateStarting:
+		in.health.status, in.health.failures, in.health.lastErr = core.HealthUnknown, 0, ""
+	case stateRunning, stateReady:
+		in.health.status, in.health.failures, in.health.lastErr = core.HealthUnknown, 0, ""
+		in.health.since = s.clock.Now()
+		s.after(in, in.cfg.HealthInterval, evHealth)
+	}
+}
+
+// forgetHealth stops the check under way: forget's part for the checks.
+func (s *supervisor) forgetHealth(in *instance) {
+	if in.health.cancel != nil {
+		in.health.cancel()
+		in.health.cancel = nil
+	}
+	if in.health.probe != nil {
+		_ = in.health.probe.SignalGroup(unix.SIGKILL)
+		s.strays = append(s.strays, in.health.probe)
+		in.health.probe = nil
+	}
+}
+
+// checkHealth starts one check of in. An exec check is a child of the loop's, bounded by a timer;
+// the others run on a goroutine of their own under a context with health_timeout.
+func (s *supervisor) checkHealth(in *instance) {
+	if !(in.state == stateRunning || in.state == stateReady) || in.health.probe != nil || in.health.cancel != nil {
+		return
+	}
+	in.health.seq++
+	seq, probe := in.health.seq, in.cfg.Health
+	if probe.Kind == config.ProbeExec {
+		p, err := s.launch.startProbe(in, probe.Target)
+		if err != nil {
+			s.onHealthResult(in, err)
+			return
+		}
+		in.health.probe = p
+		ev := event{kind: evHealthTimeout, inst: in, gen: in.gen, seq: seq}
+		in.timers = append(in.timers, s.clock.AfterFunc(in.cfg.HealthTimeout, func() { s.post(ev) }))
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), in.cfg.HealthTimeout)
+	in.health.cancel = cancel
+	ev := event{kind: evHealthResult, inst: in, gen: in.gen, seq: seq}
+	timeout := in.cfg.HealthTimeout
+	go func() {
+		defer survive(s.warnf, "health check of "+in.name)
+		err := s.launch.check(ctx, probe)
+		if err != nil && ctx.Err() == context.DeadlineExceeded {
+			err = fmt.Errorf("no answer within %v", timeout)
+		}
+		ev.err = err
+		s.post(ev)
+	}()
+}
+
+// onHealthEvent handles the checks' timers and results of the current run.
+func (s *supervisor) onHealthEvent(ev event) {
+	in := ev.inst
+	switch ev.kind {
+	case evHealth:
+		s.checkHealth(in)
+	case evHealthResult:
+		if ev.seq != in.health.seq || in.health.cancel == nil {
+			return
+		}
+		in.health.cancel()
+		in.health.cancel = nil
+		s.onHealthResult(in, ev.err)
+	case evHealthTimeout:
+		if ev.seq != in.health.seq || in.health.probe == nil {
+			return
+		}
+		_ = in.health.probe.SignalGroup(unix.SIGKILL)
+		s.strays = append(s.strays, in.health.probe)
+		in.health.probe = nil
+		s.onHealthResult(in, fmt.Errorf("no answer within %v", in.cfg.HealthTimeout))
+	}
+}
+
+// collectHealth takes the exit of in's exec check, when it came: collect's part for the checks.
+func (s *supervisor) collectHealth(in *instance) {
+	if in.health.probe == nil {
+		return
+	}
+	select {
+	case e := <-in.health.probe.Exit():
+		in.health.probe.Release()
+		in.health.probe = nil
+		var err error
+		if c := e.Code(); c != 0 {
+			err = fmt.Errorf("exit %d%s", c, describeCode(c))
+		}
+		s.onHealthResult(in, err)
+	default:
+	}
+}
+
+// onHealthResult counts one check's result and, when health_retries consecutive checks failed,
+// does what on_unhealthy says; otherwise it arms the next check.
+func (s *supervisor) onHealthResult(in *instance, err error) {
+	if !(in.state == stateRunning || in.state == stateReady) {
+		return
+	}
+	h := &in.health
+	now := s.clock.Now()
+	switch {
+	case err == nil:
+		was := h.status
+		h.status, h.failures = core.HealthHealthy, 0
+		if was == core.HealthUnhealthy {
+			s.out.Event("%s healthy again", in.name)
+			s.emit("healthy", in, -1, "")
+		}
+	case now.Sub(h.since) < in.cfg.HealthStart:
+		h.lastErr = shortError(err)
+		s.debugf("%s health check failed within health_start (%v): %s", in.name, in.cfg.HealthStart, h.lastErr)
+	default:
+		h.failures++
+		h.failed++
+		h.lastErr = shortError(err)
+		if h.failures >= in.cfg.HealthRetries && h.status != core.HealthUnhealthy {
+			h.status = core.HealthUnhealthy
+			why := fmt.Sprintf("%d checks failed (last: %s)", h.failures, h.lastErr)
+			if h.failures == 1 {
+				why = "check failed: " + h.lastErr
+			}
+			s.out.Event("%s unhealthy: %s", in.name, why)
+			s.emit("unhealthy", in, -1, why)
+			switch in.cfg.OnUnhealthy {
+			case config.OnUnhealthyShutdown:
+				s.shutdown(1, in.name+" unhealthy")
+				return
+			case config.OnUnhealthyIgnore:
+			default:
+				s.stopInstance(in, stopUnhealthy)
+				return
+			}
+		}
+	}
+	s.after(in, in.cfg.HealthInterval, evHealth)
+}
+
+// shortError is a check's failure without the parts every one repeats: "connect: connection
+// refused" rather than "dial tcp 127.0.0.1:8080: connect: connection refused".
+func shortError(err error) string {
+	var op *net.OpError
+	if errors.As(err, &op) && op.Err != nil {
+		return op.Err.Error()
+	}
+	return err.Error()
+}
+
+// healthView is in's liveness for the API.
+func healthView(in *instance, p *core.Process) {
+	if !hasHealth(in.cfg) {
+		return
+	}
+	p.Health, p.HealthFailures, p.HealthError, p.HealthChecksFailed = in.health.status, in.health.failures, in.health.lastErr, in.health.failed
+	if p.Health == "" {
+		p.Health = core.HealthUnknown
+	}
+}
