@@ -77,6 +77,7 @@ func runCommand(version string, sigs Signals, stderr io.Writer) *cli.Command {
 		&cli.StringSliceFlag{Name: "rewrite", Aliases: []string{"r"}, EnvVars: []string{"GAFFER_REWRITE"}, Usage: "forward signal `FROM:TO` instead (names or numbers; TO 0 drops it; repeatable)"},
 		&cli.StringSliceFlag{Name: "success-exit", Aliases: []string{"e"}, EnvVars: []string{"GAFFER_SUCCESS_EXIT"}, Usage: "report child exit code `N` as 0 (repeatable)"},
 		&cli.StringFlag{Name: "grace", EnvVars: []string{"GAFFER_GRACE"}, Value: "5s", Usage: "`DURATION` between SIGTERM and SIGKILL for processes left behind"},
+		&cli.StringFlag{Name: "drain", EnvVars: []string{"GAFFER_DRAIN"}, Value: "0", Usage: "on SIGTERM or SIGINT, report not ready for `DURATION` before forwarding it (a second one is forwarded at once)"},
 		&cli.StringFlag{Name: "stop-timeout", EnvVars: []string{"GAFFER_STOP_TIMEOUT"}, Value: "0", Usage: "SIGKILL the child's group `DURATION` after a forwarded TERM/INT/QUIT (0: never)"},
 		&cli.StringFlag{Name: "pdeathsig", Aliases: []string{"p"}, EnvVars: []string{"GAFFER_PDEATHSIG"}, Usage: "gaffer receives `SIG` when its parent dies"},
 		&cli.BoolFlag{Name: "verbose", Aliases: []string{"v"}, Count: &verbose, Usage: "print gaffer's own diagnostics (also GAFFER_LOG=debug)"},
@@ -153,6 +154,9 @@ func runConfig(c *cli.Context, sigs Signals) (pid1.Config, error) {
 	}
 	if cfg.Grace, err = parseDuration(c.String("grace")); err != nil {
 		return cfg, usagef("--grace: %v", err)
+	}
+	if cfg.Drain, err = parseDuration(c.String("drain")); err != nil {
+		return cfg, usagef("--drain: %v", err)
 	}
 	if cfg.StopTimeout, err = parseDuration(c.String("stop-timeout")); err != nil {
 		return cfg, usagef("--stop-timeout: %v", err)
