@@ -32,6 +32,8 @@ type fakeBackend struct {
 	events    chan core.Event   // what Events sends, when not nil
 	logs      chan core.LogLine // what Logs(follow) sends, when not nil
 	procs     []core.Process
+	// reloadErrors, when set, are what Reload refuses the configuration for.
+	reloadErrors []string
 }
 
 func newFakeBackend(n int) *fakeBackend {
@@ -249,10 +251,40 @@ func (b *fakeBackend) Shutdown(bool) {
 }
 
 func (b *fakeBackend) Health(level string, names []string) (core.HealthReport, error) {
-	if b.healthy {
-		return core.HealthReport{OK: true, Level: level, Failing: []core.HealthFailure{}}, nil
+	if level != core.LevelAlive && level != core.LevelReady {
+		return core.HealthReport{}, fmt.Errorf("level %q: %w", level, core.ErrBadRequest)
 	}
-	return core.HealthReport{Level: level, Failing: []core.HealthFailure{{Name: "web.2", Reason: "is exited"}}}, nil
+	for _, n := range names {
+		if err := b.check(n); err != nil {
+			return core.HealthReport{}, err
+		}
+	}
+	b.record("health %s %q", level, names)
+	if b.healthy {
+		return core.HealthReport{OK: true, Level: level, Failing: []core.HealthFailure{}, Checked: 2}, nil
+	}
+	r := core.HealthReport{Level: level, Failing: []core.HealthFailure{{Name: "web.2", Reason: "is exited"}}, Checked: 2}
+	if level == core.LevelReady {
+		r.Draining = true
+		r.Failing = append(r.Failing, core.HealthFailure{Reason: "draining"})
+	}
+	return r, nil
+}
+
+// Reload plans a restart of web and keeps web.2; with b.reloadErrors it refuses.
+func (b *fakeBackend) Reload(ctx context.Context, dryRun bool) (core.ReloadResult, error) {
+	if _, ok := ctx.Deadline(); !ok {
+		return core.ReloadResult{}, fmt.Errorf("no deadline on the ctx of Reload")
+	}
+	b.record("reload %v", dryRun)
+	if b.reloadErrors != nil {
+		return core.ReloadResult{DryRun: dryRun, Errors: b.reloadErrors}, nil
+	}
+	return core.ReloadResult{
+		Applied: !dryRun, DryRun: dryRun,
+		Plan:         []core.ReloadStep{{Name: "web", Action: "restart", Why: "cmd changed"}, {Name: "web.2", Action: "keep"}},
+		NeedsRestart: []string{"socket"},
+	}, nil
 }
 
 func (b *fakeBackend) Pids() map[string]int {

@@ -17,6 +17,16 @@ import (
 // maxSocketPath is the longest socket path (sun_path without its NUL).
 const maxSocketPath = sockfile.MaxPath
 
+// ErrInUse is what an error of Listen wraps when another gaffer answers on the socket's path:
+// errors.Is(err, ErrInUse).
+var ErrInUse = errors.New("another gaffer is listening")
+
+// inUseError says which path another gaffer answers on.
+type inUseError struct{ path string }
+
+func (e inUseError) Error() string        { return "another gaffer is listening on " + e.path }
+func (e inUseError) Is(target error) bool { return target == ErrInUse }
+
 // listenHooks are seams for tests; nil members do nothing.
 type listenHooks struct {
 	afterBind func() // between bind and setting the mode and group
@@ -26,7 +36,7 @@ type listenHooks struct {
 func listenSocket(path string, mode os.FileMode, gid int, hooks *listenHooks) (*net.UnixListener, *sockfile.File, error) {
 	o := sockfile.Options{
 		Mode: mode, UID: -1, GID: gid, NonBlock: true,
-		InUse: func(p string) error { return fmt.Errorf("another gaffer is listening on %s", p) },
+		InUse: func(p string) error { return inUseError{p} },
 	}
 	if hooks != nil {
 		o.AfterBind = hooks.afterBind

@@ -44,6 +44,8 @@ func WriteMetrics(w io.Writer, info core.Info, procs []core.Process, snap stats.
 	b = metricSample(b, "gaffer_zombies_reaped_total", float64(info.ZombiesReaped))
 	b = metricFamily(b, "gaffer_output_dropped_bytes_total", "counter", "Bytes of relayed output and events gaffer could not write: its stdout or stderr was blocked or closed.")
 	b = metricSample(b, "gaffer_output_dropped_bytes_total", float64(info.OutputDroppedBytes))
+	b = metricFamily(b, "gaffer_draining", "gauge", "Whether gaffer is draining (1): not ready while its processes still run, before it stops them.")
+	b = metricSample(b, "gaffer_draining", metric01(info.Draining))
 	if states := slices.Sorted(maps.Keys(info.Processes)); len(states) > 0 {
 		b = metricFamily(b, "gaffer_processes", "gauge", "Processes by state.")
 		for _, state := range states {
@@ -101,6 +103,22 @@ func WriteMetrics(w io.Writer, info core.Info, procs []core.Process, snap stats.
 					return -1, true
 				}
 				return float64(*p.ExitCode), true
+			}},
+		// Only once a check has answered in this run: "unknown" (no result yet) is no sample, so
+		// that a restart does not read as a failure.
+		{"gaffer_process_healthy", "gauge", "Whether the process's last health check passed (1) or failed (0); only processes with a health check that answered in this run.",
+			func(p *core.Process, _ *stats.Entry) (float64, bool) {
+				switch p.Health {
+				case core.HealthHealthy:
+					return 1, true
+				case core.HealthUnhealthy:
+					return 0, true
+				}
+				return 0, false
+			}},
+		{"gaffer_health_checks_failed_total", "counter", "Health checks of the process that failed since gaffer started; only processes with a health check.",
+			func(p *core.Process, _ *stats.Entry) (float64, bool) {
+				return float64(p.HealthChecksFailed), p.Health != ""
 			}},
 		// With the children they waited for: a descendant that exits and is reaped in the tree
 		// keeps its cpu time there, so the counter does not drop (which would read as a reset).

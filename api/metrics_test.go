@@ -22,8 +22,8 @@ func metricsInput() (core.Info, []core.Process, stats.Snapshot) {
 		Processes: map[string]int{"ready": 1, "starting": 1, "exited": 1, "total": 3},
 	}
 	procs := []core.Process{
-		{Name: "web.1", Group: "web", Instance: 1, Pid: 100, State: "ready", Restarts: 2, ExitCode: &zero, Ready: true},
-		{Name: "web.2", Group: "web", Instance: 2, Pid: 101, State: "starting"},
+		{Name: "web.1", Group: "web", Instance: 1, Pid: 100, State: "ready", Restarts: 2, ExitCode: &zero, Ready: true, Health: core.HealthHealthy, HealthChecksFailed: 2},
+		{Name: "web.2", Group: "web", Instance: 2, Pid: 101, State: "starting", Health: core.HealthUnhealthy, HealthFailures: 3, HealthChecksFailed: 3},
 		{Name: "worker", Group: "worker", Instance: 0, Pid: 0, State: "exited", Restarts: 5, ExitCode: &one},
 	}
 	snap := stats.Snapshot{
@@ -54,6 +54,9 @@ gaffer_zombies_reaped_total 3
 # HELP gaffer_output_dropped_bytes_total Bytes of relayed output and events gaffer could not write: its stdout or stderr was blocked or closed.
 # TYPE gaffer_output_dropped_bytes_total counter
 gaffer_output_dropped_bytes_total 0
+# HELP gaffer_draining Whether gaffer is draining (1): not ready while its processes still run, before it stops them.
+# TYPE gaffer_draining gauge
+gaffer_draining 0
 # HELP gaffer_processes Processes by state.
 # TYPE gaffer_processes gauge
 gaffer_processes{state="exited"} 1
@@ -93,6 +96,14 @@ gaffer_process_oom_kills_total{name="worker",group="worker",replica="0"} 0
 gaffer_exit_code{name="web.1",group="web",replica="1"} 0
 gaffer_exit_code{name="web.2",group="web",replica="2"} -1
 gaffer_exit_code{name="worker",group="worker",replica="0"} 1
+# HELP gaffer_process_healthy Whether the process's last health check passed (1) or failed (0); only processes with a health check that answered in this run.
+# TYPE gaffer_process_healthy gauge
+gaffer_process_healthy{name="web.1",group="web",replica="1"} 1
+gaffer_process_healthy{name="web.2",group="web",replica="2"} 0
+# HELP gaffer_health_checks_failed_total Health checks of the process that failed since gaffer started; only processes with a health check.
+# TYPE gaffer_health_checks_failed_total counter
+gaffer_health_checks_failed_total{name="web.1",group="web",replica="1"} 2
+gaffer_health_checks_failed_total{name="web.2",group="web",replica="2"} 3
 # HELP gaffer_cpu_seconds_total User and system cpu time of the process and its descendants, and of the children they waited for.
 # TYPE gaffer_cpu_seconds_total counter
 gaffer_cpu_seconds_total{name="web.1",group="web",replica="1"} 2
@@ -138,6 +149,35 @@ func TestWriteMetricsWithoutStats(t *testing.T) {
 		if !strings.Contains(got, present) {
 			t.Errorf("%s is missing:\n%s", present, got)
 		}
+	}
+}
+
+// TestWriteMetricsHealth: a process whose check has not answered yet (unknown) has a failed-checks
+// counter but no healthy sample; without any health check neither family is written; draining is 1.
+func TestWriteMetricsHealth(t *testing.T) {
+	procs := []core.Process{
+		{Name: "a", Group: "a", Pid: 5, Health: core.HealthUnknown, HealthChecksFailed: 7},
+		{Name: "b", Group: "b", Pid: 6},
+	}
+	var b bytes.Buffer
+	if err := WriteMetrics(&b, core.Info{Draining: true}, procs, stats.Snapshot{}); err != nil {
+		t.Fatal(err)
+	}
+	got := b.String()
+	for _, want := range []string{"\ngaffer_draining 1\n", "\n" + `gaffer_health_checks_failed_total{name="a",group="a",replica="0"} 7` + "\n"} {
+		if !strings.Contains(got, want) {
+			t.Errorf("missing %q in:\n%s", want, got)
+		}
+	}
+	if strings.Contains(got, "gaffer_process_healthy") || strings.Contains(got, `gaffer_health_checks_failed_total{name="b"`) {
+		t.Errorf("health samples of a process without a result or without a check:\n%s", got)
+	}
+	b.Reset()
+	if err := WriteMetrics(&b, core.Info{}, procs[1:], stats.Snapshot{}); err != nil {
+		t.Fatal(err)
+	}
+	if got := b.String(); strings.Contains(got, "gaffer_process_healthy") || strings.Contains(got, "gaffer_health_checks_failed_total") {
+		t.Errorf("health families without any health check:\n%s", got)
 	}
 }
 

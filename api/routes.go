@@ -65,6 +65,10 @@ func (x *exchange) route() (handler, error) {
 			get = (*Server).getEvents
 		case "shutdown":
 			post = (*Server).postShutdown
+		case "health":
+			get = (*Server).getHealthReport
+		case "reload":
+			post = (*Server).postReload
 		}
 	case len(segs) >= 3 && segs[0] == "v1" && segs[1] == "processes" && segs[2] != "":
 		x.name = segs[2]
@@ -662,6 +666,73 @@ func (s *Server) getHealth(x *exchange) {
 		reasons = []string{"unhealthy"}
 	}
 	x.json(503, health{false, reasons})
+}
+
+// getHealthReport is GET /v1/health?level=alive|ready&name=NAME...: 200 with the report when it
+// is OK, 503 with it when not.
+func (s *Server) getHealthReport(x *exchange) {
+	level := x.query.Get("level")
+	switch level {
+	case "":
+		level = core.LevelAlive
+	case core.LevelAlive, core.LevelReady:
+	default:
+		x.fail(errStatus(400, fmt.Sprintf("level must be %s or %s, not %q", core.LevelAlive, core.LevelReady, level)))
+		return
+	}
+	names := x.query["name"]
+	for _, n := range names {
+		if n == "" {
+			x.fail(errStatus(400, "empty name"))
+			return
+		}
+	}
+	r, err := s.opts.Backend.Health(level, names)
+	if err != nil {
+		x.fail(err)
+		return
+	}
+	if r.Level == "" {
+		r.Level = level
+	}
+	if r.Failing == nil {
+		r.Failing = []core.HealthFailure{}
+	}
+	code := 200
+	if !r.OK {
+		code = 503
+	}
+	x.json(code, r)
+}
+
+// postReload is POST /v1/reload?dry_run=1: 200 with the result when it was applied (or, dry, would
+// be), 422 with it when the new configuration has errors and nothing changed; 409 in gaffer --.
+func (s *Server) postReload(x *exchange) {
+	dry, err := x.flag("dry_run")
+	if err != nil {
+		x.fail(err)
+		return
+	}
+	b, err := capability[core.Reloader](s.opts.Backend)
+	if err != nil {
+		x.fail(err)
+		return
+	}
+	ctx, cancel := context.WithTimeout(s.ctx, waitTimeout)
+	defer cancel()
+	r, err := b.Reload(ctx, dry)
+	if err != nil {
+		x.fail(err)
+		return
+	}
+	if r.Plan == nil {
+		r.Plan = []core.ReloadStep{}
+	}
+	code := 200
+	if len(r.Errors) > 0 {
+		code = 422
+	}
+	x.json(code, r)
 }
 
 func (s *Server) getMetrics(x *exchange) {

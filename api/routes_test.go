@@ -152,8 +152,96 @@ func TestHealth(t *testing.T) {
 	b.healthy = false
 	s := startServer(t, b, nil)
 	code, body, err := (&Client{Path: s.Path()}).Do(context.Background(), "GET", "/healthz", nil)
-	if err != nil || code != 503 || strings.TrimSpace(string(body)) != `{"ok":false,"reasons":["web.2 is exited"]}` {
+	if err != nil || code != 503 || strings.TrimSpace(string(body)) != `{"ok":false,"reasons":["web.2 is exited","draining"]}` {
 		t.Errorf("got %d %s %v", code, body, err)
+	}
+}
+
+// TestHealthReport: GET /v1/health asks the Backend at the level and for the names asked (alive
+// and every process by default), answers 200 or 503 with the report, 400 for a bad level or an
+// empty name, 404 for an unknown name; /healthz asks at ready.
+func TestHealthReport(t *testing.T) {
+	b := newFakeBackend(2)
+	s := startServer(t, b, nil)
+	c := Client{Path: s.Path(), Timeout: 5 * time.Second}
+	for _, tt := range []struct {
+		healthy bool
+		path    string
+		code    int
+		want    string // the whole body, or with a leading ~ a part of it
+		call    string
+	}{
+		{true, "/v1/health", 200, `{"ok":true,"level":"alive","draining":false,"stopping":false,"failing":[],"checked":2}`, `health alive []`},
+		{true, "/v1/health?level=ready", 200, `{"ok":true,"level":"ready","draining":false,"stopping":false,"failing":[],"checked":2}`, `health ready []`},
+		{true, "/v1/health?level=alive&name=web&name=web.2", 200, `~"ok":true`, `health alive ["web" "web.2"]`},
+		{true, "/v1/health?name=web", 200, `~"level":"alive"`, `health alive ["web"]`},
+		{false, "/v1/health", 503, `{"ok":false,"level":"alive","draining":false,"stopping":false,"failing":[{"name":"web.2","reason":"is exited"}],"checked":2}`, ""},
+		{false, "/v1/health?level=ready", 503, `{"ok":false,"level":"ready","draining":true,"stopping":false,"failing":[{"name":"web.2","reason":"is exited"},{"reason":"draining"}],"checked":2}`, ""},
+		{false, "/healthz", 503, `{"ok":false,"reasons":["web.2 is exited","draining"]}`, "health ready []"},
+		{true, "/v1/health?level=dead", 400, `{"error":"level must be alive or ready, not \"dead\""}`, ""},
+		{true, "/v1/health?level=", 200, `~"level":"alive"`, ""},
+		{true, "/v1/health?name=", 400, `{"error":"empty name"}`, ""},
+		{true, "/v1/health?name=web&name=nope", 404, `{"error":"no process \"nope\": not found"}`, ""},
+		{true, "/v1/health?name=%zz", 400, `~malformed query`, ""},
+	} {
+		b.healthy = tt.healthy
+		code, body, err := c.Do(context.Background(), "GET", tt.path, nil)
+		if err != nil {
+			t.Fatalf("%s: %v", tt.path, err)
+		}
+		got := strings.TrimSuffix(string(body), "\n")
+		match := got == tt.want
+		if strings.HasPrefix(tt.want, "~") {
+			match = strings.Contains(got, tt.want[1:])
+		}
+		if code != tt.code || !match {
+			t.Errorf("%s (healthy %v): %d %s, want %d %s", tt.path, tt.healthy, code, got, tt.code, tt.want)
+		}
+		if tt.call != "" && !slices.Contains(b.called(), tt.call) {
+			t.Errorf("%s: backend calls %q lack %q", tt.path, b.called(), tt.call)
+		}
+	}
+	if code, _, _ := c.Do(context.Background(), "POST", "/v1/health", []byte{}); code != 405 {
+		t.Errorf("POST /v1/health: %d, want 405", code)
+	}
+}
+
+// TestReload: POST /v1/reload applies (or with dry_run=1 plans) through the Reloader and answers
+// its result, 200, or 422 with the same shape when the configuration has errors.
+func TestReload(t *testing.T) {
+	b := newFakeBackend(2)
+	s := startServer(t, b, nil)
+	c := Client{Path: s.Path(), Timeout: 5 * time.Second}
+	plan := `"plan":[{"name":"web","action":"restart","why":"cmd changed"},{"name":"web.2","action":"keep"}],"needs_restart":["socket"]}`
+	for _, tt := range []struct {
+		path   string
+		errors []string
+		code   int
+		want   string
+		call   string
+	}{
+		{"/v1/reload", nil, 200, `{"applied":true,"dry_run":false,` + plan, "reload false"},
+		{"/v1/reload?dry_run=1", nil, 200, `{"applied":false,"dry_run":true,` + plan, "reload true"},
+		{"/v1/reload?dry_run", nil, 200, `{"applied":false,"dry_run":true,`, "reload true"},
+		{"/v1/reload?dry_run=0", nil, 200, `{"applied":true,"dry_run":false,`, "reload false"},
+		{"/v1/reload", []string{"gaffer.toml:3: unknown key \"cmdd\""}, 422,
+			`{"applied":false,"dry_run":false,"plan":[],"errors":["gaffer.toml:3: unknown key \"cmdd\""]}`, ""},
+		{"/v1/reload?dry_run=yes", nil, 400, `{"error":"dry_run must be 1 or 0, not \"yes\""}`, ""},
+	} {
+		b.reloadErrors = tt.errors
+		code, body, err := c.Do(context.Background(), "POST", tt.path, []byte{})
+		if err != nil {
+			t.Fatalf("%s: %v", tt.path, err)
+		}
+		if got := strings.TrimSuffix(string(body), "\n"); code != tt.code || !strings.HasPrefix(got, tt.want) {
+			t.Errorf("POST %s: %d %s, want %d %s", tt.path, code, got, tt.code, tt.want)
+		}
+		if tt.call != "" && !slices.Contains(b.called(), tt.call) {
+			t.Errorf("%s: backend calls %q lack %q", tt.path, b.called(), tt.call)
+		}
+	}
+	if code, _, _ := c.Do(context.Background(), "GET", "/v1/reload", nil); code != 405 {
+		t.Errorf("GET /v1/reload: %d, want 405", code)
 	}
 }
 
@@ -259,14 +347,18 @@ func TestBackendWithoutCapabilities(t *testing.T) {
 		{"POST", "/v1/processes/web/streams/audit", "x", 409, unsupported},
 		{"GET", "/v1/processes/web/logs", "", 409, unsupported},
 		{"GET", "/v1/processes/web/logs?follow=1", "", 409, unsupported},
+		{"POST", "/v1/reload", "", 409, unsupported},
+		{"POST", "/v1/reload?dry_run=1", "", 409, unsupported},
 		// The request is checked first, as before the capability.
 		{"POST", "/v1/processes/web/restart?wait=x", "", 400, `wait must be`},
 		{"POST", "/v1/processes/web/scale", `{}`, 400, `needs \"numprocesses\"`},
 		{"GET", "/v1/processes/web/logs?tail=-1", "", 400, `tail must be`},
+		{"POST", "/v1/reload?dry_run=x", "", 400, `dry_run must be`},
 		// What every Backend does.
 		{"POST", "/v1/processes/web/stop", "", 200, `{"ok":true}`},
 		{"POST", "/v1/processes/web/signal", `{"signal":"HUP"}`, 200, `{"ok":true}`},
 		{"GET", "/v1/processes/web", "", 200, `"name":"web"`},
+		{"GET", "/v1/health?level=ready", "", 200, `"ok":true`},
 	} {
 		var body []byte
 		if tt.body != "" || tt.method == "POST" {
@@ -281,7 +373,7 @@ func TestBackendWithoutCapabilities(t *testing.T) {
 		}
 	}
 	if calls := b.called(); slices.ContainsFunc(calls, func(c string) bool {
-		return strings.HasPrefix(c, "start ") || strings.HasPrefix(c, "restart ") || strings.HasPrefix(c, "scale ") || strings.HasPrefix(c, "logs ")
+		return strings.HasPrefix(c, "start ") || strings.HasPrefix(c, "restart ") || strings.HasPrefix(c, "scale ") || strings.HasPrefix(c, "logs ") || strings.HasPrefix(c, "reload ")
 	}) {
 		t.Errorf("the backend was called for a capability it lacks: %q", calls)
 	}

@@ -107,6 +107,8 @@ type HealthReport struct {
 	Draining bool            `json:"draining"`
 	Stopping bool            `json:"stopping"`
 	Failing  []HealthFailure `json:"failing"` // empty when OK
+	// Checked is how many processes (instances) the answer looked at.
+	Checked int `json:"checked"`
 }
 
 // HealthFailure is one reason a HealthReport is not OK: a process ("" for gaffer itself) and why.
