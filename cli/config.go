@@ -51,18 +51,24 @@ func loadConfig(c *cli.Context, dir string) (*config.Config, error) {
 	return cfg, nil
 }
 
-// refuseHTTPS lists, as FILE:LINE: message, the https readiness probes of cfg when this gaffer
-// was built without TLS (pid1.HTTPSProbes): they could never succeed, so the config is refused
-// before anything starts rather than each process failing its probe until ready_timeout.
+// refuseHTTPS lists, as FILE:LINE: message, the https readiness and health probes of cfg when
+// this gaffer was built without TLS (pid1.HTTPSProbes): they could never succeed, so the config
+// is refused before anything starts rather than each process failing its probe until
+// ready_timeout, or being restarted as unhealthy.
 func refuseHTTPS(cfg *config.Config) []string {
 	if pid1.HTTPSProbes {
 		return nil
 	}
 	var out []string
 	for _, p := range cfg.Processes {
-		if p.Ready.Kind == config.ProbeHTTPS {
-			out = append(out, fmt.Sprintf("%s:%d: process.%s.ready: %q: this gaffer was built without TLS (-tags gaffer_notls); use http://, tcp:// or exec: with a client in the image",
-				cfg.File, p.Line, p.Name, p.Ready.Target))
+		for _, probe := range []struct {
+			key string
+			p   config.Probe
+		}{{"ready", p.Ready}, {"health", p.Health}} {
+			if probe.p.Kind == config.ProbeHTTPS {
+				out = append(out, fmt.Sprintf("%s:%d: process.%s.%s: %q: this gaffer was built without TLS (-tags gaffer_notls); use http://, tcp:// or exec: with a client in the image",
+					cfg.File, p.Line, p.Name, probe.key, probe.p.Target))
+			}
 		}
 	}
 	return out

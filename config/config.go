@@ -15,9 +15,11 @@ import (
 
 // Config is a whole validated configuration.
 type Config struct {
-	File      string // the file it was read from
+	File      string   // the (first) file it was read from
+	Sources   []string // every file read, in order: a reload reads them again
 	Settings  Settings
-	Processes []Process // in file order
+	Processes []Process // in file order (of the first layer that names each); disabled ones left out
+	Disabled  []string  // the processes a layer disabled, in file order
 }
 
 // Settings are the [settings] table.

@@ -86,6 +86,11 @@ func TestConfigFullExample(t *testing.T) {
 		StopTimeout:    10 * time.Second,
 		RedirectOutput: []string{"out", "err"},
 		CustomStreams:  []string{"events"},
+		Health:         Probe{Kind: ProbeNone},
+		HealthInterval: DefaultHealthInterval,
+		HealthTimeout:  DefaultHealthTimeout,
+		HealthRetries:  DefaultHealthRetries,
+		OnUnhealthy:    OnUnhealthyRestart,
 	}
 	if got := cfg.Processes[0]; !reflect.DeepEqual(got, want) {
 		t.Errorf("web =\n%+v\nwant\n%+v", got, want)
@@ -309,8 +314,8 @@ func TestConfigErrors(t *testing.T) {
 		{"http probe without host", a + "ready = \"http:///health\"\n", `gaffer.toml:3: process.a.ready: http probe "http:///health": no host`},
 		{"relative file probe", a + "ready = \"file://run/ready\"\n", `gaffer.toml:3: process.a.ready: file probe "file://run/ready": want file:///ABSOLUTE/PATH`},
 		{"empty exec probe", a + "ready = \"exec: \"\n", `gaffer.toml:3: process.a.ready: probe "exec: ": no command after exec`},
-		{"unknown probe", a + "ready = \"ftp://x\"\n", `gaffer.toml:3: process.a.ready: probe "ftp://x": unknown scheme "ftp": want tcp, http, https, file, exec:, notify or none`},
-		{"probe without scheme", a + "ready = \"localhost:80\"\n", `gaffer.toml:3: process.a.ready: bad probe "localhost:80": want tcp://HOST:PORT, http(s)://URL, file:///PATH, exec:CMD, notify or none`},
+		{"unknown probe", a + "ready = \"ftp://x\"\n", `gaffer.toml:3: process.a.ready: probe "ftp://x": unknown scheme "ftp": want tcp, http, https, file, exec:, log:, notify or none`},
+		{"probe without scheme", a + "ready = \"localhost:80\"\n", `gaffer.toml:3: process.a.ready: bad probe "localhost:80": want tcp://HOST:PORT, http(s)://URL, file:///PATH, exec:CMD, log:REGEX, notify or none`},
 		{"missing cmd", "[process.a]\nshell = true\n", "gaffer.toml:1: process.a: missing cmd"},
 		{"empty cmd", "[process.a]\ncmd = \"  \"\n", "gaffer.toml:2: process.a.cmd: empty command"},
 		{"empty cmd array", "[process.a]\ncmd = []\n", "gaffer.toml:2: process.a.cmd: empty command"},

@@ -237,7 +237,7 @@ func sortedKeys(t map[string]any) []string {
 }
 
 func settingsKeys() []string {
-	return []string{"grace", "output", "timestamps", "color", "socket", "socket_mode", "socket_group", "socket_allow_uids", "log_bytes"}
+	return []string{"grace", "output", "timestamps", "color", "socket", "socket_mode", "socket_group", "socket_allow_uids", "log_bytes", "drain", "reload_signal"}
 }
 
 func processKeys() []string {
@@ -248,6 +248,8 @@ func processKeys() []string {
 		"redirect_output", "redirect_input", "custom_streams", "tty", "detach",
 		"watchdog", "listen", "listen_names", "listen_mode",
 		"memory_max", "memory_high", "cpu_max", "pids_max",
+		"health", "health_interval", "health_timeout", "health_retries", "health_start", "on_unhealthy",
+		"schedule", "run_at_start", "disabled",
 	}
 }
 
@@ -296,7 +298,7 @@ func (d *decoder) document(root map[string]any) *Config {
 		d.errorf(keyPath{"process"}, "no processes: add a [process.NAME] table")
 	}
 	d.total(cfg.Processes)
-	d.links(cfg.Processes, names)
+	d.links(cfg.Processes, names, cfg.Disabled)
 	d.checkLimits(cfg.Processes)
 	return cfg
 }
@@ -392,6 +394,14 @@ func (d *decoder) settings(k keyPath, t map[string]any) Settings {
 				} else {
 					s.LogBytes = n
 				}
+			}
+		case "drain":
+			if dur, ok := d.duration(kk, v); ok {
+				s.Drain = dur
+			}
+		case "reload_signal":
+			if sig, ok := d.reloadSignal(kk, v); ok {
+				s.ReloadSignal = sig
 			}
 		default:
 			d.unknown(kk, v, settingsKeys())
@@ -555,6 +565,8 @@ func (d *decoder) process(name string, k keyPath, t map[string]any, grace time.D
 	}
 	d.systemd(&p, k, get)
 	d.limits(&p, get)
+	d.health(&p, k, get)
+	d.schedule(&p, k, get)
 	d.contradictions(&p, k)
 	return p
 }
@@ -784,11 +796,14 @@ func (d *decoder) contradictions(p *Process, k keyPath) {
 	if p.MaxRestarts > 0 && p.Restart == RestartNever {
 		d.errorf(k.with("max_restarts"), `max_restarts with restart = "never": nothing is restarted`)
 	}
+	if p.Ready.Kind == ProbeLog && len(p.RedirectOutput) == 0 && !p.TTY {
+		d.errorf(k.with("ready"), "a log: probe with redirect_output = []: gaffer does not read this process's output, so no line can match")
+	}
 }
 
 // links checks after: every name is declared, and no process waits for itself through others.
-// A declared process that did not decode is not reported again here.
-func (d *decoder) links(procs []Process, declared []string) {
+// A declared process that did not decode is not reported again here; one a layer disabled is.
+func (d *decoder) links(procs []Process, declared, disabled []string) {
 	index := map[string]int{}
 	for i, p := range procs {
 		index[p.Name] = i
@@ -801,9 +816,15 @@ func (d *decoder) links(procs []Process, declared []string) {
 			switch {
 			case slices.Contains(p.After[:j], a):
 				d.errorf(k.index(j), "%q is listed twice", a)
+			case slices.Contains(disabled, a):
+				d.errorf(k.index(j), "%s is disabled, so %s would never start", a, p.Name)
 			case !ok && !slices.Contains(declared, a):
 				d.errorf(k.index(j), "no process named %q%s", a, didYouMean(a, declared))
 			case !ok:
+			case !procs[to].Schedule.IsZero():
+				// A scheduled oneshot has no moment at which it is done for good; waiting for its
+				// first run would hold the dependent until the schedule fires.
+				d.errorf(k.index(j), "%s is scheduled: dependents are not gated on scheduled runs", a)
 			default:
 				edges[i] = append(edges[i], to)
 			}

@@ -9,6 +9,7 @@ import (
 	"reflect"
 	"slices"
 	"strconv"
+	"syscall"
 	"time"
 
 	"gaffer/listen"
@@ -21,13 +22,14 @@ import (
 // user SPEC here), plus gaffer's own keys; listen (with listen_names and listen_mode) is the
 // Python gaffer's custom_channels: handles passed to the process. Durations are strings ("10s"),
 // the stop signal a name ("TERM"), the probe as written ("tcp://127.0.0.1:80"), unset user, cwd,
-// watchdog and listen_mode nil. Line is not in it.
+// watchdog and listen_mode nil; the health_* keys and on_unhealthy are nil without a health probe,
+// schedule and run_at_start nil without a schedule. Line is not in it.
 func (p Process) ToDict() map[string]any {
 	env := make(map[string]string, len(p.Env))
 	for k, v := range p.Env {
 		env[k] = v
 	}
-	return map[string]any{
+	m := map[string]any{
 		"name":            p.Name,
 		"cmd":             list(p.Cmd),
 		"args":            list(p.Args),
@@ -63,24 +65,49 @@ func (p Process) ToDict() map[string]any {
 		"memory_high":     uintOrNil(p.Limits.MemoryHigh),
 		"cpu_max":         floatOrNil(p.Limits.CPUMax),
 		"pids_max":        uintOrNil(p.Limits.PidsMax),
+		"health":          p.Health.String(),
+		"health_interval": nil,
+		"health_timeout":  nil,
+		"health_retries":  nil,
+		"health_start":    nil,
+		"on_unhealthy":    nil,
+		"schedule":        nil,
+		"run_at_start":    nil,
 	}
+	if p.Health.Kind != ProbeNone && p.Health.Kind != "" {
+		m["health_interval"] = formatDuration(p.HealthInterval)
+		m["health_timeout"] = formatDuration(p.HealthTimeout)
+		m["health_retries"] = p.HealthRetries
+		m["health_start"] = formatDuration(p.HealthStart)
+		m["on_unhealthy"] = p.OnUnhealthy
+	}
+	if !p.Schedule.IsZero() {
+		m["schedule"] = p.Schedule.String()
+		m["run_at_start"] = p.RunAtStart
+	}
+	return m
 }
 
-// ToDict is the whole config: file, settings, and processes in start (file) order.
+// ToDict is the whole config: file, sources (every file read), settings, processes in start
+// (file) order, and the names of the disabled ones.
 func (c *Config) ToDict() map[string]any {
 	procs := make([]map[string]any, len(c.Processes))
 	for i, p := range c.Processes {
 		procs[i] = p.ToDict()
 	}
 	return map[string]any{
-		"file": c.File,
+		"file":     c.File,
+		"sources":  list(c.Sources),
+		"disabled": list(c.Disabled),
 		"settings": map[string]any{
-			"grace":       formatDuration(c.Settings.Grace),
-			"output":      c.Settings.Output,
-			"timestamps":  c.Settings.Timestamps,
-			"color":       c.Settings.Color,
-			"socket_mode": fmt.Sprintf("%04o", c.Settings.SocketMode),
-			"log_bytes":   c.Settings.LogBytes,
+			"grace":         formatDuration(c.Settings.Grace),
+			"output":        c.Settings.Output,
+			"timestamps":    c.Settings.Timestamps,
+			"color":         c.Settings.Color,
+			"socket_mode":   fmt.Sprintf("%04o", c.Settings.SocketMode),
+			"log_bytes":     c.Settings.LogBytes,
+			"drain":         formatDuration(c.Settings.Drain),
+			"reload_signal": signalOrNil(c.Settings.ReloadSignal),
 		},
 		"processes": procs,
 	}
@@ -212,6 +239,13 @@ func addrs(a []listen.Addr) []string {
 		out[i] = x.String()
 	}
 	return out
+}
+
+func signalOrNil(sig syscall.Signal) any {
+	if sig == 0 {
+		return nil
+	}
+	return signals.Name(sig)
 }
 
 func nilIfEmpty(s string) any {

@@ -3,6 +3,7 @@ package config
 import (
 	"encoding/json"
 	"reflect"
+	"regexp"
 	"strings"
 	"syscall"
 	"testing"
@@ -52,7 +53,25 @@ func representative() []Process {
 	probes2 := NewProcess("probes2", "x")
 	probes2.Ready = Probe{Kind: ProbeTCP, Target: "[::1]:5432"}
 
-	return []Process{NewProcess("plain", "sleep", "1"), full, shell, oneshot, probes, probes2}
+	health := NewProcess("health", "x")
+	health.Ready = Probe{Kind: ProbeLog, Target: `listening on :\d+$`, Regexp: regexp.MustCompile(`listening on :\d+$`)}
+	health.Health = Probe{Kind: ProbeHTTP, Target: "http://127.0.0.1:8080/healthz"}
+	health.HealthInterval = 2 * time.Second
+	health.HealthTimeout = 500 * time.Millisecond
+	health.HealthRetries = 5
+	health.HealthStart = time.Minute
+	health.OnUnhealthy = OnUnhealthyIgnore
+
+	scheduled := NewProcess("backup", "backup", "--all")
+	scheduled.Oneshot = true
+	scheduled.OnEnd = OnEndIgnore
+	scheduled.RunAtStart = true
+	scheduled.Schedule, _ = ParseSchedule("0 3 * * 1-5") // a zero Schedule would fail the trip
+	scheduled2 := NewProcess("report", "report")
+	scheduled2.Oneshot = true
+	scheduled2.Schedule, _ = ParseSchedule("@every 90s") // on_end given: shutdown
+
+	return []Process{NewProcess("plain", "sleep", "1"), full, shell, oneshot, probes, probes2, health, scheduled, scheduled2}
 }
 
 func TestConfigDictRoundTrip(t *testing.T) {

@@ -96,6 +96,7 @@ func load(path string, users spawn.Users) (*Config, error) {
 	if err := d.errs.err(); err != nil {
 		return nil, err
 	}
+	cfg.Sources = []string{path}
 	return cfg, nil
 }
 

@@ -13,7 +13,7 @@ import (
 // plus the variables of the .env file beside it.
 func loadProcfile(path string, data []byte) (*Config, error) {
 	errs := &Errors{}
-	cfg := &Config{File: path, Settings: DefaultSettings()}
+	cfg := &Config{File: path, Sources: []string{path}, Settings: DefaultSettings()}
 	first := map[string]int{}
 	tooMany := false // reported once, at the first process past MaxTotalInstances
 	for i, line := range strings.Split(string(data), "\n") {
