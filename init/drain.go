@@ -123,7 +123,7 @@ func (s *supervisor) health(level string, names []string) (core.HealthReport, er
 			fail(in, "is %s", in.state)
 		}
 	}
-	r.OK = len(r.Failing) == 0
+	r.OK, r.Checked = len(r.Failing) == 0, len(insts)
 	return r, nil
 }
 

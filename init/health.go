@@ -64,7 +64,7 @@ func (s *supervisor) forgetHealth(in *instance) {
 // checkHealth starts one check of in. An exec check is a child of the loop's, bounded by a timer;
 // the others run on a goroutine of their own under a context with health_timeout.
 func (s *supervisor) checkHealth(in *instance) {
-	if !(in.state == stateRunning || in.state == stateReady) || in.health.probe != nil || in.health.cancel != nil {
+	if !hasHealth(in.cfg) || !(in.state == stateRunning || in.state == stateReady) || in.health.probe != nil || in.health.cancel != nil {
 		return
 	}
 	in.health.seq++

@@ -18,6 +18,7 @@ import "fmt"
 //	   +--scaled away--> removed
 //	backoff --timer--> starting | running;  backoff --API stop--> held;  backoff --scale--> removed
 //	held | exited | fatal --API start--> starting | running
+//	stopping | exited | fatal --reload changed it--> pending (started anew with its new configuration)
 //
 // The API shows held as "exited": it is stopped until started again.
 type state int
@@ -80,8 +81,11 @@ func (s state) ended() bool {
 func legal(from, to state) bool {
 	started := to == stateStarting || to == stateRunning
 	switch from {
-	case statePending, stateHeld, stateExited, stateFatal:
+	case statePending, stateHeld:
 		return started || to.ended() || to == stateRemoved
+	case stateExited, stateFatal:
+		// pending: a reload gave it a new configuration; it starts once its dependencies allow.
+		return started || to.ended() || to == stateRemoved || to == statePending
 	case stateBackoff:
 		return started || to.ended() || to == stateRemoved || to == stateHeld
 	case stateStarting:
@@ -89,7 +93,7 @@ func legal(from, to state) bool {
 	case stateRunning, stateReady:
 		return to == stateStopping || to.ended()
 	case stateStopping:
-		return to == stateHeld || to == stateRemoved || to.ended()
+		return to == stateHeld || to == stateRemoved || to.ended() || to == statePending
 	}
 	return false // removed is the end
 }
@@ -104,6 +108,7 @@ const (
 	stopRemove               // scaled away: removed
 	stopShutdown             // gaffer is stopping
 	stopUnhealthy            // found unhealthy (its watchdog): restarted, judged as a failure
+	stopReload               // a reload changed how it runs: pending again, with its new configuration
 )
 
 // to moves in to state next, if that move is legal: it stamps the time and publishes kind (when

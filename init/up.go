@@ -89,6 +89,11 @@ type instance struct {
 	probeErr    error              // the last failure
 	logReady    *logWatch          // ready = "log:...": watching this run's output
 
+	// A reload (reload.go): retire, it is being removed; reconfigured, it ended and takes its
+	// new configuration by going back to pending.
+	retire       bool
+	reconfigured bool
+
 	io   ioState
 	logs *logRing
 
@@ -151,6 +156,7 @@ type supervisor struct {
 	sweep    *sweep                             // after the last level: the leftovers' stop
 	draining *drainState                        // settings.drain under way (drain.go)
 	drainSeq int
+	reloadMu sync.Mutex // one reload at a time, from reading the files to applying them
 	strays   []child                            // probe children no longer wanted, still to be collected
 	starting bool                               // pending instances may be startable: startSome has work
 	ready    chan struct{}                      // closed at once: always ready in a select
@@ -617,6 +623,11 @@ func (s *supervisor) stopInstance(in *instance, why stopReason) {
 }
 
 func (s *supervisor) onSignal(sig syscall.Signal) {
+	if rs := s.cfg.Config.Settings.ReloadSignal; rs != 0 && sig == rs && s.stopping == nil {
+		s.out.Event("received SIG%s: reloading the configuration", signals.Name(sig))
+		s.reloadOnSignal()
+		return
+	}
 	switch classify(sig) {
 	case sigReap:
 		s.reap()
@@ -723,6 +734,12 @@ func (s *supervisor) exit(in *instance, code int) {
 	s.forget(in)
 	in.stop, in.killed = stopNone, false
 	s.out.Event("%s exited with code %d%s", in.name, code, describeCode(code))
+	if stop == stopReload && s.stopping == nil {
+		in.hist.delay = in.cfg.Backoff
+		s.to(in, statePending, "", -1, "")
+		s.startReady()
+		return
+	}
 	facts := exitFacts{code: code, stop: stop, killed: killed, stopping: s.stopping != nil}
 	d := decideExit(in.cfg, history{started: in.started, delay: in.hist.delay, recent: in.hist.recent}, facts, s.clock.Now())
 	switch d.next {
@@ -730,6 +747,9 @@ func (s *supervisor) exit(in *instance, code int) {
 		s.remove(in)
 		if s.stopping != nil {
 			s.advance()
+		} else {
+			s.retireSome() // a reload's removals, dependents first (reload.go)
+			s.checkDone()
 		}
 		return
 	case stateExited:
