@@ -151,12 +151,12 @@ type supervisor struct {
 	debugf Logf
 	warnf  Logf
 
-	stopping *shutdownState                     // the ordered shutdown, once begun
-	failure  int                                // code of the last failure, 0 if none
-	sweep    *sweep                             // after the last level: the leftovers' stop
-	draining *drainState                        // settings.drain under way (drain.go)
+	stopping *shutdownState // the ordered shutdown, once begun
+	failure  int            // code of the last failure, 0 if none
+	sweep    *sweep         // after the last level: the leftovers' stop
+	draining *drainState    // settings.drain under way (drain.go)
 	drainSeq int
-	reloadMu sync.Mutex // one reload at a time, from reading the files to applying them
+	reloadMu sync.Mutex                         // one reload at a time, from reading the files to applying them
 	strays   []child                            // probe children no longer wanted, still to be collected
 	starting bool                               // pending instances may be startable: startSome has work
 	ready    chan struct{}                      // closed at once: always ready in a select
