@@ -4,19 +4,23 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/url"
 	"os"
 	"slices"
 	"strconv"
 	"strings"
+	"syscall"
 	"text/tabwriter"
 	"time"
 
 	"gaffer/api"
 	"gaffer/config"
 	"gaffer/core"
+	"gaffer/sockfile"
 	"gaffer/stats"
 
 	"github.com/urfave/cli/v2"
@@ -28,10 +32,14 @@ const defaultSocket = "/run/gaffer.sock"
 // clientFlags are the flags of every command that talks to a running gaffer.
 func clientFlags(extra ...cli.Flag) []cli.Flag {
 	return append([]cli.Flag{
-		&cli.StringFlag{Name: "socket", Aliases: []string{"s"}, EnvVars: []string{"GAFFER_SOCKET"}, Value: defaultSocket, Usage: "the API socket `PATH`"},
+		&cli.StringFlag{Name: "socket", Aliases: []string{"s"}, EnvVars: []string{"GAFFER_SOCKET"}, Usage: "the API socket `PATH`",
+			DefaultText: defaultSocket + ", else the first fallback that answers"},
 		&cli.BoolFlag{Name: "json", Usage: "print the API's JSON as it is"},
 	}, extra...)
 }
+
+// clientTimeout bounds a client command's request (start, restart and reload wait up to 60 s).
+const clientTimeout = 70 * time.Second
 
 // clientCommands are the commands that control a running gaffer over its socket.
 func clientCommands() []*cli.Command {
@@ -40,10 +48,18 @@ func clientCommands() []*cli.Command {
 			Name: name, Usage: usage, UsageText: "gaffer " + name + " [--socket PATH] [--json] " + args,
 			Flags: clientFlags(extra...), OnUsageError: onUsage,
 			Action: func(c *cli.Context) error {
-				x := &ctl{c: c, client: api.Client{Path: c.String("socket"), Timeout: 70 * time.Second}, json: c.Bool("json"), out: c.App.Writer}
+				x := &ctl{c: c, client: api.Client{Timeout: clientTimeout}, json: c.Bool("json"), out: c.App.Writer}
 				return action(x)
 			},
 		}
+	}
+	health := cmd("health", "exit 0 when healthy, 1 when not, 2 when it cannot tell; one line on stdout (Docker HEALTHCHECK, Kubernetes exec probes)", "[--level alive|ready] [NAME...]", (*ctl).health,
+		&cli.StringFlag{Name: "level", Aliases: []string{"l"}, Value: core.LevelAlive, Usage: "`alive`: no process fatal or unhealthy; ready: and every one ready, gaffer not draining"},
+		&cli.DurationFlag{Name: "timeout", Value: healthTimeout, Usage: "give up (exit 2) when gaffer has not answered within `D`"})
+	// A health check's only output is its one line on stdout, usage errors included.
+	health.OnUsageError = func(c *cli.Context, err error, _ bool) error {
+		fmt.Fprintf(c.App.Writer, "error: %v\n", err)
+		return exitCode{code: 2}
 	}
 	return []*cli.Command{
 		cmd("status", "show every process: pid, state, uptime, restarts, cpu, memory", "", (*ctl).status),
@@ -63,17 +79,93 @@ func clientCommands() []*cli.Command {
 			&cli.StringFlag{Name: "stream", Usage: "write to this custom stream instead of stdin"}),
 		cmd("scale", "set how many instances of a process run", "NAME N", (*ctl).scale),
 		cmd("events", "print gaffer's events as they happen (spawn, ready, exit, restart ...)", "", (*ctl).events),
-		cmd("shutdown", "stop every process in order and exit, as SIGTERM does", "", (*ctl).shutdown),
-		cmd("health", "exit 0 when every process that should run is ready, else 1 (Docker HEALTHCHECK)", "", (*ctl).health),
+		cmd("shutdown", "stop every process in order and exit, as SIGTERM does (after the drain, unless --no-drain)", "[--no-drain]", (*ctl).shutdown,
+			&cli.BoolFlag{Name: "no-drain", Usage: "stop at once, without the drain (settings.drain)"}),
+		cmd("reload", "read the configuration again and apply what changed (--dry-run: only say what would change)", "[--dry-run]", (*ctl).reload,
+			&cli.BoolFlag{Name: "dry-run", Aliases: []string{"n"}, Usage: "print the plan, change nothing"}),
+		health,
 	}
 }
 
 // ctl is one client command.
 type ctl struct {
 	c      *cli.Context
-	client api.Client
+	client api.Client // its Path is set by connect
 	json   bool
 	out    io.Writer
+}
+
+// connect finds the socket to talk to, once: the one asked for (--socket, GAFFER_SOCKET), else the
+// first of defaultSockets that accepts a connection. Its error is one line.
+func (x *ctl) connect(ctx context.Context) error {
+	if x.client.Path != "" {
+		return nil
+	}
+	if x.c.IsSet("socket") {
+		p := x.c.String("socket")
+		if p == "" {
+			return usagef("%s: --socket (or GAFFER_SOCKET) is empty", x.c.Command.Name)
+		}
+		x.client.Path = p
+		return nil
+	}
+	p, err := findSocket(ctx, defaultSockets(os.Getenv, os.Geteuid()))
+	if err != nil {
+		return err
+	}
+	x.client.Path = p
+	return nil
+}
+
+// findSocket returns the first candidate that accepts a connection. A private directory is used
+// only when it passes the server's rules (sockfile.CheckPrivateDir). When none answers, the error
+// is the first candidate's that exists (a refused connection, a refused directory), else "no gaffer
+// socket found (tried: ...)".
+func findSocket(ctx context.Context, cands []socketCandidate) (string, error) {
+	var tried []string
+	var first error
+	var d net.Dialer
+	for _, c := range cands {
+		tried = append(tried, c.path)
+		if c.private != "" {
+			if err := sockfile.CheckPrivateDir(c.private); err != nil {
+				if !errors.Is(err, os.ErrNotExist) && first == nil {
+					first = err
+				}
+				continue
+			}
+		}
+		conn, err := d.DialContext(ctx, "unix", c.path)
+		if err == nil {
+			conn.Close()
+			return c.path, nil
+		}
+		if !errors.Is(err, syscall.ENOENT) && !errors.Is(err, syscall.ENOTDIR) && first == nil {
+			first = fmt.Errorf("cannot reach gaffer at %s: %w", c.path, errnoOf(err))
+		}
+	}
+	if first != nil {
+		return "", first
+	}
+	return "", fmt.Errorf("no gaffer socket found (tried: %s)", strings.Join(tried, ", "))
+}
+
+// do sends one request on the socket connect found and returns the status and body; err is a
+// client error of one line (exit 1), or a usage error.
+func (x *ctl) do(method, path string, body []byte) (int, []byte, error) {
+	ctx := context.Background()
+	if err := x.connect(ctx); err != nil {
+		var ue usageError
+		if errors.As(err, &ue) {
+			return 0, nil, err
+		}
+		return 0, nil, failed("%v", err)
+	}
+	status, resp, err := x.client.Do(ctx, method, path, body)
+	if err != nil {
+		return 0, nil, failed("%v", err)
+	}
+	return status, resp, nil
 }
 
 // failed is a client error: one line, exit 1.
@@ -93,9 +185,9 @@ func (x *ctl) args(min, max int) ([]string, error) {
 // request sends one request and decodes a 2xx JSON answer into v (when not nil); any failure is
 // one line.
 func (x *ctl) request(method, path string, body []byte, v any) ([]byte, error) {
-	status, resp, err := x.client.Do(context.Background(), method, path, body)
+	status, resp, err := x.do(method, path, body)
 	if err != nil {
-		return nil, failed("%v", err)
+		return nil, err
 	}
 	if status < 200 || status > 299 {
 		return resp, failed("%s", apiError(status, resp))
@@ -150,13 +242,23 @@ func (x *ctl) status() error {
 		byName[e.Name] = e
 	}
 	tw := tabwriter.NewWriter(x.out, 0, 4, 2, ' ', 0)
-	// A STATUS column (sd_notify's STATUS=) only when some process sent one.
+	// A HEALTH column only when some process has a health check, NEXT (the next run) when some
+	// is scheduled, STATUS (sd_notify's STATUS=) when some process sent one.
+	withHealth := slices.ContainsFunc(procs, func(p core.Process) bool { return p.Health != "" })
+	withNext := slices.ContainsFunc(procs, func(p core.Process) bool { return p.Schedule != "" })
 	withStatus := slices.ContainsFunc(procs, func(p core.Process) bool { return p.StatusText != "" })
 	head := "NAME\tPID\tSTATE\tUPTIME\tRESTARTS\tCPU\tRSS"
+	if withHealth {
+		head += "\tHEALTH"
+	}
+	if withNext {
+		head += "\tNEXT"
+	}
 	if withStatus {
 		head += "\tSTATUS"
 	}
 	fmt.Fprintln(tw, head)
+	now := time.Now()
 	for _, p := range procs {
 		pid, uptime, cpu, rss := "-", "-", "-", "-"
 		if p.Pid != 0 {
@@ -170,6 +272,12 @@ func (x *ctl) status() error {
 			state += fmt.Sprintf(" (%d)", *p.ExitCode)
 		}
 		line := fmt.Sprintf("%s\t%s\t%s\t%s\t%d\t%s\t%s", p.Name, pid, state, uptime, p.Restarts, cpu, rss)
+		if withHealth {
+			line += "\t" + healthCell(p)
+		}
+		if withNext {
+			line += "\t" + nextRunCell(p, now)
+		}
 		if withStatus {
 			line += "\t" + p.StatusText
 		}
@@ -182,6 +290,31 @@ func (x *ctl) status() error {
 		fmt.Fprintln(x.out, w)
 	}
 	return nil
+}
+
+// healthCell is a process's HEALTH in gaffer status: healthy, unknown, unhealthy with the
+// consecutive failures ("unhealthy (3)"), or "-" without a health check.
+func healthCell(p core.Process) string {
+	switch {
+	case p.Health == "":
+		return "-"
+	case p.Health == core.HealthUnhealthy && p.HealthFailures > 0:
+		return fmt.Sprintf("%s (%d)", p.Health, p.HealthFailures)
+	}
+	return p.Health
+}
+
+// nextRunCell is a scheduled process's NEXT in gaffer status: "in 4m10s", "now", or "-" when it
+// is not scheduled or will not run again.
+func nextRunCell(p core.Process, now time.Time) string {
+	if p.Schedule == "" || p.NextRun == nil {
+		return "-"
+	}
+	d := p.NextRun.Sub(now).Round(time.Second)
+	if d <= 0 {
+		return "now"
+	}
+	return "in " + d.String()
 }
 
 func (x *ctl) stats() error {
@@ -242,6 +375,13 @@ func (x *ctl) stats() error {
 
 // stream prints a JSON-line stream until gaffer ends it.
 func (x *ctl) stream(method, path string, body []byte, fn func([]byte) error) error {
+	if err := x.connect(context.Background()); err != nil {
+		var ue usageError
+		if errors.As(err, &ue) {
+			return err
+		}
+		return failed("%v", err)
+	}
 	status, err := x.client.Stream(context.Background(), method, path, body, fn)
 	if err != nil {
 		return failed("%v", err)
@@ -394,25 +534,182 @@ func (x *ctl) shutdown() error {
 	if _, err := x.args(0, 0); err != nil {
 		return err
 	}
-	_, err := x.request("POST", "/v1/shutdown", nil, nil)
+	path := "/v1/shutdown"
+	if x.c.Bool("no-drain") {
+		path += "?drain=0"
+	}
+	_, err := x.request("POST", path, nil, nil)
 	return err
 }
 
+// healthTimeout is gaffer health's default --timeout.
+const healthTimeout = 10 * time.Second
+
+// health is what Docker's HEALTHCHECK and Kubernetes' exec probes run: exit 0 healthy, 1
+// unhealthy, 2 when it cannot tell (a usage error, no gaffer to ask, an error answer), and always
+// exactly one line on stdout saying why (with --json: the report), nothing on stderr.
 func (x *ctl) health() error {
+	say := func(code int, format string, args ...any) error {
+		fmt.Fprintf(x.out, format+"\n", args...)
+		if code == 0 {
+			return nil
+		}
+		return exitCode{code: code}
+	}
+	level := x.c.String("level")
+	if level != core.LevelAlive && level != core.LevelReady {
+		return say(2, "error: --level %q: want %s or %s", level, core.LevelAlive, core.LevelReady)
+	}
+	names := x.c.Args().Slice()
+	if slices.Contains(names, "") {
+		return say(2, "error: an empty process name")
+	}
+	timeout := x.c.Duration("timeout")
+	if timeout <= 0 {
+		return say(2, "error: --timeout %v: want a positive duration", timeout)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	if err := x.connect(ctx); err != nil {
+		return say(2, "error: %v", err)
+	}
+	q := url.Values{"level": {level}}
+	if len(names) > 0 {
+		q["name"] = names
+	}
+	status, body, err := x.client.Do(ctx, "GET", "/v1/health?"+q.Encode(), nil)
+	if err != nil {
+		return say(2, "error: %v", err)
+	}
+	if status != 200 && status != 503 {
+		return say(2, "error: %s", apiError(status, body))
+	}
+	var r core.HealthReport
+	if err := json.Unmarshal(body, &r); err != nil {
+		return say(2, "error: bad answer from gaffer at %s: %v", x.client.Path, err)
+	}
+	code := 0
+	if status != 200 {
+		code = 1
+	}
+	if x.json {
+		return say(code, "%s", bytes.TrimRight(body, "\n"))
+	}
+	if code == 0 {
+		return say(0, "healthy (%s)", healthScope(level, names, r.Checked))
+	}
+	return say(1, "unhealthy (%s): %s", level, healthReasons(r))
+}
+
+// healthScope says what a health answer covered: "ready: 3 processes", "alive: web, db".
+func healthScope(level string, names []string, checked int) string {
+	switch {
+	case len(names) > 0:
+		return level + ": " + strings.Join(names, ", ")
+	case checked == 1:
+		return level + ": 1 process"
+	case checked > 1:
+		return fmt.Sprintf("%s: %d processes", level, checked)
+	}
+	return level
+}
+
+// healthReasons is why a report is not OK, in one line: "web unhealthy: connection refused;
+// draining".
+func healthReasons(r core.HealthReport) string {
+	var parts []string
+	for _, f := range r.Failing {
+		reason := oneLine(f.Reason)
+		if f.Name != "" {
+			reason = f.Name + " " + reason
+		}
+		parts = append(parts, reason)
+	}
+	for _, s := range []struct {
+		on   bool
+		what string
+	}{{r.Draining, "draining"}, {r.Stopping, "stopping"}} {
+		if s.on && !slices.Contains(parts, s.what) {
+			parts = append(parts, s.what)
+		}
+	}
+	if len(parts) == 0 {
+		return "not ok"
+	}
+	return strings.Join(parts, "; ")
+}
+
+// oneLine folds a text onto one line.
+func oneLine(s string) string {
+	return strings.Join(strings.Fields(s), " ")
+}
+
+// reload asks gaffer to read its configuration again: the plan one line per process, what needs
+// a new gaffer, then "applied" or "dry run: nothing changed"; a configuration with errors is each
+// error on stderr and exit 2.
+func (x *ctl) reload() error {
 	if _, err := x.args(0, 0); err != nil {
 		return err
 	}
-	status, body, err := x.client.Do(context.Background(), "GET", "/healthz", nil)
+	path := "/v1/reload"
+	if x.c.Bool("dry-run") {
+		path += "?dry_run=1"
+	}
+	status, body, err := x.do("POST", path, nil)
 	if err != nil {
-		return failed("%v", err)
+		return err
+	}
+	if status != 200 && status != 422 {
+		return failed("%s", apiError(status, body))
+	}
+	var r core.ReloadResult
+	if err := json.Unmarshal(body, &r); err != nil {
+		return failed("bad answer from gaffer at %s: %v", x.client.Path, err)
 	}
 	if x.json {
 		x.printJSON(body)
+	} else if len(r.Errors) == 0 {
+		fmt.Fprint(x.out, reloadText(r))
 	}
-	if status != 200 {
-		return failed("unhealthy: %s", apiError(status, body))
+	if len(r.Errors) > 0 {
+		for _, e := range r.Errors {
+			fmt.Fprintln(x.c.App.ErrWriter, e)
+		}
+		return exitCode{code: 2, err: fmt.Errorf("reload: the configuration has %s, nothing changed", plural(len(r.Errors), "error"))}
 	}
 	return nil
+}
+
+// reloadText is the plan of a reload as gaffer reload prints it.
+func reloadText(r core.ReloadResult) string {
+	var b strings.Builder
+	for _, st := range r.Plan {
+		b.WriteString(st.Name + ": " + st.Action)
+		if st.Why != "" {
+			b.WriteString(" (" + st.Why + ")")
+		}
+		b.WriteByte('\n')
+	}
+	if len(r.NeedsRestart) > 0 {
+		b.WriteString("needs restart: " + strings.Join(r.NeedsRestart, ", ") + " (changes only when gaffer starts again)\n")
+	}
+	switch {
+	case r.DryRun:
+		b.WriteString("dry run: nothing changed\n")
+	case r.Applied:
+		b.WriteString("applied\n")
+	default:
+		b.WriteString("not applied\n")
+	}
+	return b.String()
+}
+
+// plural is "1 error", "3 errors".
+func plural(n int, what string) string {
+	if n == 1 {
+		return "1 " + what
+	}
+	return strconv.Itoa(n) + " " + what + "s"
 }
 
 // containerLine is `gaffer stats`' line of the container's cgroup: memory (the working set, what

@@ -2,18 +2,96 @@ package cli
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"os"
+	"path/filepath"
 	"strconv"
+	"strings"
+	"syscall"
 
 	"gaffer/api"
 	"gaffer/config"
 	"gaffer/core"
 	pid1 "gaffer/init"
+	"gaffer/sockfile"
 	"gaffer/spawn"
 	"gaffer/stats"
 
 	"github.com/urfave/cli/v2"
 )
+
+// socketName is the socket's file name in a fallback directory.
+const socketName = "gaffer.sock"
+
+// socketCandidate is one place for the API socket when none was asked for.
+type socketCandidate struct {
+	path    string // the socket
+	dir     string // its directory, when it must exist already ($XDG_RUNTIME_DIR); else ""
+	private string // its private directory gaffer-<uid>, made 0700 (or checked) first; else ""
+}
+
+// defaultSockets lists, in order, where gaffer listens when no socket was asked for, and where
+// client commands look for it: /run/gaffer.sock; $XDG_RUNTIME_DIR/gaffer.sock when the variable is
+// an absolute path; gaffer-<uid>/gaffer.sock under $TMPDIR (when absolute), then under /tmp.
+// gaffer falls back to the next one only when it cannot listen on one (not when another gaffer
+// answers there); a client takes the first that accepts a connection.
+func defaultSockets(getenv func(string) string, uid int) []socketCandidate {
+	c := []socketCandidate{{path: defaultSocket}}
+	if x := getenv("XDG_RUNTIME_DIR"); filepath.IsAbs(x) {
+		x = filepath.Clean(x)
+		c = append(c, socketCandidate{path: filepath.Join(x, socketName), dir: x})
+	}
+	var tmps []string
+	if t := getenv("TMPDIR"); filepath.IsAbs(t) {
+		tmps = append(tmps, filepath.Clean(t))
+	}
+	if len(tmps) == 0 || tmps[0] != "/tmp" {
+		tmps = append(tmps, "/tmp")
+	}
+	for _, t := range tmps {
+		dir := filepath.Join(t, sockfile.PrivateDirName(uid))
+		c = append(c, socketCandidate{path: filepath.Join(dir, socketName), private: dir})
+	}
+	return c
+}
+
+// prepare makes what the candidate needs before gaffer listens on it: its private directory, or
+// the check that $XDG_RUNTIME_DIR exists (gaffer never creates that one).
+func (c socketCandidate) prepare() error {
+	switch {
+	case c.private != "":
+		return sockfile.MakePrivateDir(c.private)
+	case c.dir != "":
+		st, err := os.Stat(c.dir)
+		if err != nil {
+			return fmt.Errorf("$XDG_RUNTIME_DIR %s: %w", c.dir, errnoOf(err))
+		}
+		if !st.IsDir() {
+			return fmt.Errorf("$XDG_RUNTIME_DIR %s: not a directory", c.dir)
+		}
+	}
+	return nil
+}
+
+// errnoOf reduces err to its errno when it has one, whose message reads well after a subject.
+func errnoOf(err error) error {
+	var errno syscall.Errno
+	if errors.As(err, &errno) {
+		return errno
+	}
+	return err
+}
+
+// listenReason says in a few words why gaffer could not listen on path: "PATH: permission
+// denied", or err's own message when it is no plain system error (a refused directory).
+func listenReason(path string, err error) string {
+	var errno syscall.Errno
+	if errors.As(err, &errno) {
+		return path + ": " + errno.Error()
+	}
+	return err.Error()
+}
 
 // socketFlags are the API socket's flags of run and up.
 func socketFlags() []cli.Flag {
@@ -30,6 +108,8 @@ type socketPlan struct {
 	opts     api.Options
 	explicit bool        // asked for (flag, variable, config): failing to listen is an error
 	srv      *api.Server // listening already (explicit), or nil
+	// fallbacks are where gaffer listens when it cannot at the default path (not explicit).
+	fallbacks []socketCandidate
 }
 
 // planSocket decides the socket: a flag or GAFFER_SOCKET, else the config's socket key, else the
@@ -45,6 +125,7 @@ func planSocket(c *cli.Context, s *config.Settings, version string, isInit, up b
 		p.opts.Path, p.explicit, from = s.Socket, true, "settings.socket"
 	case isInit || up:
 		p.opts.Path = defaultSocket
+		p.fallbacks = defaultSockets(os.Getenv, os.Geteuid())[1:]
 	}
 	if p.opts.Path == "" {
 		return nil, nil
@@ -84,8 +165,9 @@ func planSocket(c *cli.Context, s *config.Settings, version string, isInit, up b
 	return p, nil
 }
 
-// serve is the hook pid1 calls once the processes run: it listens at the default path if that was
-// not done already (a failure there is one warning, never the init's end), and serves b.
+// serve is the hook pid1 calls once the processes run: it listens at the default path, or at a
+// fallback, if that was not done already (a failure there is one warning, never the init's end),
+// and serves b.
 func (p *socketPlan) serve(warnf pid1.Logf) func(core.Backend) func() {
 	if p == nil {
 		return nil
@@ -93,9 +175,7 @@ func (p *socketPlan) serve(warnf pid1.Logf) func(core.Backend) func() {
 	return func(b core.Backend) func() {
 		srv := p.srv
 		if srv == nil {
-			var err error
-			if srv, err = api.Listen(p.opts); err != nil {
-				warnf("no API socket: %v", err)
+			if srv = p.listenDefault(warnf); srv == nil {
 				return func() {}
 			}
 		}
@@ -113,6 +193,38 @@ func (p *socketPlan) serve(warnf pid1.Logf) func(core.Backend) func() {
 			<-done
 		}
 	}
+}
+
+// listenDefault listens at the default path or, when gaffer cannot use it, at the first fallback
+// it can use, and says where in one line; nil when nowhere (one warning). A default path where
+// another gaffer answers is not a reason to fall back: clients would find that other gaffer first.
+func (p *socketPlan) listenDefault(warnf pid1.Logf) *api.Server {
+	srv, err := api.Listen(p.opts)
+	if err == nil {
+		return srv
+	}
+	if errors.Is(err, api.ErrInUse) || len(p.fallbacks) == 0 {
+		warnf("no API socket: %v", err)
+		return nil
+	}
+	why := []string{listenReason(p.opts.Path, err)}
+	for _, c := range p.fallbacks {
+		if err := c.prepare(); err != nil {
+			why = append(why, err.Error())
+			continue
+		}
+		o := p.opts
+		o.Path = c.path
+		srv, err := api.Listen(o)
+		if err != nil {
+			why = append(why, listenReason(c.path, err))
+			continue
+		}
+		warnf("API socket at %s (%s)", c.path, strings.Join(why, "; "))
+		return srv
+	}
+	warnf("no API socket: %s", strings.Join(why, "; "))
+	return nil
 }
 
 // close releases a socket that was listened on but never served (gaffer failed before).
