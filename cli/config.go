@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
 
 	"gaffer/config"
 	pid1 "gaffer/init"
@@ -11,27 +12,40 @@ import (
 	"github.com/urfave/cli/v2"
 )
 
-// configFlag is the -c flag of the commands that read gaffer.toml or a Procfile.
+// configFlag is the -c flag of the commands that read gaffer.toml or a Procfile. It repeats, one
+// layer each; $GAFFER_CONFIG is read by configPaths, not by urfave/cli, which would split it on
+// commas (or not at all: DisableSliceFlagSeparator) where gaffer wants colons.
 func configFlag() cli.Flag {
-	return &cli.StringFlag{Name: "config", Aliases: []string{"c"}, EnvVars: []string{"GAFFER_CONFIG"}, Usage: "read `FILE` (default: ./gaffer.toml, else ./Procfile with ./.env)"}
+	return &cli.StringSliceFlag{Name: "config", Aliases: []string{"c"},
+		Usage: "read `PATH`, a file or a directory of *.toml files (read in lexical order); repeat -c for layers, later ones override " +
+			"(default: $GAFFER_CONFIG, a colon-separated list, else ./gaffer.toml, else ./Procfile with ./.env)"}
 }
 
-// loadConfig finds and loads the configuration, the one way for every command that reads it: the
-// file of up's --procfile, else config.Find of -c FILE, $GAFFER_CONFIG, or gaffer.toml or Procfile
-// in dir. dir also names the files in messages and in Config.File: check gives "." (names as the
-// user typed them), up its working directory (absolute names, for gaffer moves to /). A file that
-// cannot be found or read is a usage error, one line; its problems are printed one FILE:LINE:
-// message per line, as compilers print them, without gaffer's prefix so that editors can jump to
-// each, and gaffer exits 2.
-func loadConfig(c *cli.Context, dir string) (*config.Config, error) {
-	path := c.String("procfile")
-	if path == "" {
-		var err error
-		if path, err = config.Find(c.String("config"), os.Getenv, dir); err != nil {
-			return nil, usagef("%v", err)
-		}
+// configPaths are the config sources: up's --procfile, else config.Find of the -c paths,
+// $GAFFER_CONFIG, or gaffer.toml or Procfile in dir. A path that does not exist is a usage error.
+func configPaths(c *cli.Context, dir string) ([]string, error) {
+	if path := c.String("procfile"); path != "" {
+		return []string{path}, nil
 	}
-	cfg, err := config.Load(path)
+	paths, err := config.Find(c.StringSlice("config"), os.Getenv, dir)
+	if err != nil {
+		return nil, usagef("%v", err)
+	}
+	return paths, nil
+}
+
+// loadConfig finds and loads the configuration, the one way for every command that reads it (see
+// configPaths). dir also names the files in messages and in Config.File: check gives "." (names as
+// the user typed them), up its working directory (absolute names, for gaffer moves to /). A file
+// that cannot be found is a usage error, one line; the configuration's problems are printed one
+// FILE:LINE: message per line, as compilers print them, without gaffer's prefix so that editors
+// can jump to each, and gaffer exits 2.
+func loadConfig(c *cli.Context, dir string) (*config.Config, error) {
+	paths, err := configPaths(c, dir)
+	if err != nil {
+		return nil, err
+	}
+	cfg, err := loadChecked(paths)
 	if err != nil {
 		var errs *config.Errors
 		if !errors.As(err, &errs) {
@@ -42,33 +56,66 @@ func loadConfig(c *cli.Context, dir string) (*config.Config, error) {
 		}
 		return nil, exitCode{code: 2}
 	}
+	return cfg, nil
+}
+
+// loadChecked is config.LoadLayers and what only this gaffer binary can refuse (refuseHTTPS);
+// every problem comes back as an *config.Errors.
+func loadChecked(paths []string) (*config.Config, error) {
+	cfg, err := config.LoadLayers(paths)
+	if err != nil {
+		return nil, err
+	}
 	if bad := refuseHTTPS(cfg); len(bad) > 0 {
-		for _, line := range bad {
-			fmt.Fprintln(c.App.ErrWriter, line)
-		}
-		return nil, exitCode{code: 2}
+		return nil, &config.Errors{List: bad}
 	}
 	return cfg, nil
 }
 
-// refuseHTTPS lists, as FILE:LINE: message, the https readiness and health probes of cfg when
-// this gaffer was built without TLS (pid1.HTTPSProbes): they could never succeed, so the config
-// is refused before anything starts rather than each process failing its probe until
-// ready_timeout, or being restarted as unhealthy.
-func refuseHTTPS(cfg *config.Config) []string {
+// configReloader is UpConfig.Reload for up: it reads the sources loadConfig read again, from
+// scratch, directories listed anew (a file added to conf.d is read). Relative paths are made
+// absolute against dir now, as up moves to / before it runs. Its error is an *config.Errors
+// whose Error() is every problem as FILE:LINE: message, one per line.
+func configReloader(c *cli.Context, dir string) func() (*config.Config, error) {
+	paths, err := configPaths(c, dir)
+	if err != nil {
+		return func() (*config.Config, error) { return nil, err }
+	}
+	abs := make([]string, len(paths))
+	for i, p := range paths {
+		if !filepath.IsAbs(p) {
+			p = filepath.Join(dir, p)
+		}
+		abs[i] = p
+	}
+	return func() (*config.Config, error) { return loadChecked(abs) }
+}
+
+// refuseHTTPS lists the https readiness and health probes of cfg when this gaffer was built
+// without TLS (pid1.HTTPSProbes): they could never succeed, so the config is refused before
+// anything starts rather than each process failing its probe until ready_timeout, or being
+// restarted as unhealthy. Each is reported at its process's [header], or, when a later layer set
+// the probe, at the probe's own line in that layer.
+func refuseHTTPS(cfg *config.Config) []config.Error {
 	if pid1.HTTPSProbes {
 		return nil
 	}
-	var out []string
+	var out []config.Error
 	for _, p := range cfg.Processes {
 		for _, probe := range []struct {
 			key string
 			p   config.Probe
 		}{{"ready", p.Ready}, {"health", p.Health}} {
-			if probe.p.Kind == config.ProbeHTTPS {
-				out = append(out, fmt.Sprintf("%s:%d: process.%s.%s: %q: this gaffer was built without TLS (-tags gaffer_notls); use http://, tcp:// or exec: with a client in the image",
-					cfg.File, p.Line, p.Name, probe.key, probe.p.Target))
+			if probe.p.Kind != config.ProbeHTTPS {
+				continue
 			}
+			file, line := cfg.Origin("process", p.Name, probe.key)
+			if table, _ := cfg.Origin("process", p.Name); file == table || file == "" {
+				file, line = table, p.Line
+			}
+			out = append(out, config.Error{File: file, Line: line,
+				Msg: fmt.Sprintf("process.%s.%s: %q: this gaffer was built without TLS (-tags gaffer_notls); use http://, tcp:// or exec: with a client in the image",
+					p.Name, probe.key, probe.p.Target)})
 		}
 	}
 	return out

@@ -2,10 +2,15 @@ package cli
 
 import (
 	"bytes"
+	"errors"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"gaffer/config"
+
+	"github.com/urfave/cli/v2"
 )
 
 // TestUpAndCheckLoadAlike: up and check find a config and report its problems the same way, up
@@ -31,7 +36,8 @@ func TestUpAndCheckLoadAlike(t *testing.T) {
 		{name: "problems", flags: []string{"-c", "bad.toml"}, want: "bad.toml:2: settings.grace: bad duration \"10 s\": want e.g. \"10s\", \"500ms\", \"1m30s\"\nbad.toml:6: process.web.after[0]: no process named \"db\"\n"},
 		{name: "found Procfile", want: "Procfile:2: malformed line \"web ./oops\": want NAME: COMMAND\n"},
 		{name: "missing", flags: []string{"-c", "nope.toml"}, want: "gaffer: config file nope.toml: no such file or directory\n"},
-		{name: "directory", flags: []string{"-c", "."}, want: "gaffer: config file .: is a directory\n"},
+		{name: "directory", flags: []string{"-c", "."}, want: "bad.toml:2: settings.grace: bad duration \"10 s\": want e.g. \"10s\", \"500ms\", \"1m30s\"\nbad.toml:6: process.web.after[0]: no process named \"db\"\n"},
+		{name: "a second layer missing", flags: []string{"-c", "bad.toml", "-c", "nope.d"}, want: "gaffer: config file nope.d: no such file or directory\n"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -66,4 +72,121 @@ func mustGetwd(t *testing.T) string {
 		t.Fatal(err)
 	}
 	return wd
+}
+
+// writeFile writes text to dir/name, making the directories on the way.
+func writeFile(t *testing.T, dir, name, text string) {
+	t.Helper()
+	path := filepath.Join(dir, name)
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(path, []byte(text), 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestCheckLayers: -c repeats, a directory is its *.toml files in lexical order, and
+// GAFFER_CONFIG is a colon-separated list; check --explain says where each value came from.
+func TestCheckLayers(t *testing.T) {
+	clearGafferEnv(t)
+	t.Chdir(t.TempDir())
+	dir := mustGetwd(t)
+	writeFile(t, dir, "base.toml", "[process.web]\ncmd = \"web\"\nnumprocesses = 2\n\n[process.worker]\ncmd = \"work\"\n")
+	writeFile(t, dir, "conf.d/20-late.toml", "[process.web]\nnumprocesses = 4\n")
+	writeFile(t, dir, "conf.d/10-early.toml", "[process.web]\nnumprocesses = 3\nenv = { A = \"1\" }\n[process.worker]\ndisabled = true\n")
+	want := `# sources: base.toml, conf.d/10-early.toml, conf.d/20-late.toml
+`
+	for _, args := range [][]string{
+		{"gaffer", "check", "--explain", "-c", "base.toml", "-c", "conf.d"},
+		{"gaffer", "check", "--explain", "-c", "base.toml", "-c", "conf.d/10-early.toml", "-c", "conf.d/20-late.toml"},
+	} {
+		var stdout, stderr bytes.Buffer
+		code := runWith(args, &stdout, &stderr)
+		lines := strings.Split(stdout.String(), "\n")
+		for i, l := range lines {
+			lines[i] = strings.Join(strings.Fields(l), " ") // the comments are aligned
+		}
+		out := strings.Join(lines, "\n")
+		if code != 0 || stderr.Len() != 0 || !strings.HasPrefix(out, want) {
+			t.Fatalf("%q: exit %d, stderr %q, stdout\n%s", args, code, stderr.String(), out)
+		}
+		for _, line := range []string{
+			"\n[process.web] # base.toml:1\ncmd = [\"web\"] # base.toml:2\n",
+			"\nnumprocesses = 4 # conf.d/20-late.toml:2\n",
+			"\nenv.A = \"1\" # conf.d/10-early.toml:3\n",
+			"\n[process.worker] # base.toml:5\ndisabled = true # conf.d/10-early.toml:5\n",
+			"\nrestart = \"never\" # default\n",
+		} {
+			if !strings.Contains(out, line) {
+				t.Errorf("%q: no %q in\n%s", args, line, out)
+			}
+		}
+	}
+	t.Setenv("GAFFER_CONFIG", "base.toml::conf.d:")
+	var stdout, stderr bytes.Buffer
+	if code := runWith([]string{"gaffer", "check"}, &stdout, &stderr); code != 0 ||
+		!strings.Contains(stdout.String(), `"numprocesses": 4`) || !strings.Contains(stdout.String(), `"disabled": [
+    "worker"
+  ]`) {
+		t.Errorf("GAFFER_CONFIG list: exit %d, stderr %q, stdout\n%s", code, stderr.String(), stdout.String())
+	}
+}
+
+func runWith(args []string, stdout, stderr *bytes.Buffer) int {
+	old := os.Stdout
+	r, w, err := os.Pipe()
+	if err != nil {
+		return -1
+	}
+	os.Stdout = w
+	done := make(chan struct{})
+	go func() {
+		_, _ = stdout.ReadFrom(r)
+		close(done)
+	}()
+	code := Run(args, testVersion, Signals{C: make(chan os.Signal, 1)}, stderr)
+	os.Stdout = old
+	w.Close()
+	<-done
+	r.Close()
+	return code
+}
+
+// TestConfigReloader: the reload function reads the same sources again from their absolute
+// paths after up moved to /, lists a directory anew, and reports every problem as FILE:LINE.
+func TestConfigReloader(t *testing.T) {
+	clearGafferEnv(t)
+	t.Chdir(t.TempDir())
+	dir := mustGetwd(t)
+	writeFile(t, dir, "gaffer.toml", "[process.web]\ncmd = \"web\"\n")
+	writeFile(t, dir, "conf.d/a.toml", "[process.web]\nnumprocesses = 2\n")
+	var reload func() (*config.Config, error)
+	app := &cli.App{
+		Commands: []*cli.Command{{Name: "up", Flags: []cli.Flag{configFlag(), &cli.StringFlag{Name: "procfile"}},
+			Action: func(c *cli.Context) error {
+				reload = configReloader(c, dir)
+				return nil
+			}}},
+	}
+	if err := app.Run([]string{"gaffer", "up", "-c", "gaffer.toml", "-c", "conf.d"}); err != nil {
+		t.Fatal(err)
+	}
+	t.Chdir("/")
+	cfg, err := reload()
+	if err != nil || cfg.Processes[0].NumProcesses != 2 || cfg.File != filepath.Join(dir, "gaffer.toml") {
+		t.Fatalf("reload: %v, %+v", err, cfg)
+	}
+	writeFile(t, dir, "conf.d/b.toml", "[process.web]\nnumprocesses = 3\n")
+	if cfg, err := reload(); err != nil || cfg.Processes[0].NumProcesses != 3 || len(cfg.Sources) != 3 {
+		t.Fatalf("a file added to the directory: %v, %+v", err, cfg)
+	}
+	writeFile(t, dir, "conf.d/b.toml", "[process.web]\nnumprocesses = 0\nrestart = \"sometimes\"\n")
+	_, err = reload()
+	var errs *config.Errors
+	want := filepath.Join(dir, "conf.d/b.toml") + ":2: process.web.numprocesses: want at least 1, got 0\n" +
+		filepath.Join(dir, "conf.d/b.toml") + ":3: process.web.restart: unknown value \"sometimes\": want always, on-failure or never"
+	if !errors.As(err, &errs) || err.Error() != want {
+		t.Errorf("reload error:\n%v\nwant\n%s", err, want)
+	}
 }

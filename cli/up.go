@@ -45,6 +45,7 @@ func upCommand(version string, sigs Signals, stderr io.Writer) *cli.Command {
 				Color: colorOn(cfg.Settings.Color, os.Stdout), LogBytes: cfg.Settings.LogBytes,
 			}
 			up.Serve = plan.serve(up.Warnf)
+			up.Reload = configReloader(c, wd)
 			if verbose > 0 || strings.EqualFold(os.Getenv("GAFFER_LOG"), "debug") {
 				up.Debugf = logTo(stderr)
 			}

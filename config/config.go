@@ -20,6 +20,8 @@ type Config struct {
 	Settings  Settings
 	Processes []Process // in file order (of the first layer that names each); disabled ones left out
 	Disabled  []string  // the processes a layer disabled, in file order
+
+	src *source // where each value was set (Origin, Explain); nil when not loaded from files
 }
 
 // Settings are the [settings] table.
@@ -110,6 +112,8 @@ type Process struct {
 	RunAtStart bool
 
 	// Disabled (a layer's disabled = true) keeps the process out: not started, stopped by a reload.
+	// Load leaves disabled processes out of Config.Processes (see Config.Disabled), so it is
+	// false in every Process it returns.
 	Disabled bool
 }
 

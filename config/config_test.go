@@ -529,22 +529,26 @@ func TestConfigFind(t *testing.T) {
 			return ""
 		}
 	}
+	second := filepath.Join(dir, "second.toml")
+	write(t, second)
 	tests := []struct {
 		name     string
-		explicit string
+		explicit []string
 		env      string
 		dir      string
-		want     string
+		want     []string
 		err      string
 	}{
-		{name: "explicit wins", explicit: explicit, env: fromEnv, dir: both, want: explicit},
-		{name: "then GAFFER_CONFIG", env: fromEnv, dir: both, want: fromEnv},
-		{name: "then gaffer.toml", dir: both, want: filepath.Join(both, "gaffer.toml")},
-		{name: "then Procfile", dir: onlyProcfile, want: filepath.Join(onlyProcfile, "Procfile")},
+		{name: "explicit wins", explicit: []string{explicit}, env: fromEnv, dir: both, want: []string{explicit}},
+		{name: "explicit, several, a directory among them", explicit: []string{explicit, both, second}, env: fromEnv, dir: both, want: []string{explicit, both, second}},
+		{name: "then GAFFER_CONFIG", env: fromEnv, dir: both, want: []string{fromEnv}},
+		{name: "GAFFER_CONFIG is a colon-separated list", env: fromEnv + ":" + both + "::" + second + ":", dir: both, want: []string{fromEnv, both, second}},
+		{name: "then gaffer.toml", dir: both, want: []string{filepath.Join(both, "gaffer.toml")}},
+		{name: "then Procfile", dir: onlyProcfile, want: []string{filepath.Join(onlyProcfile, "Procfile")}},
 		{name: "nothing", dir: none, err: "no config file: give -c FILE or $GAFFER_CONFIG, or put gaffer.toml or Procfile in " + none},
-		{name: "explicit missing, no fallback", explicit: filepath.Join(dir, "nope"), dir: both, err: "config file " + filepath.Join(dir, "nope") + ": no such file or directory"},
-		{name: "env missing, no fallback", env: filepath.Join(dir, "nope"), dir: both, err: "config file " + filepath.Join(dir, "nope") + ": no such file or directory"},
-		{name: "a directory", explicit: both, dir: both, err: "config file " + both + ": is a directory"},
+		{name: "GAFFER_CONFIG of colons only is none", env: ":", dir: none, err: "no config file: give -c FILE or $GAFFER_CONFIG, or put gaffer.toml or Procfile in " + none},
+		{name: "explicit missing, no fallback", explicit: []string{explicit, filepath.Join(dir, "nope")}, dir: both, err: "config file " + filepath.Join(dir, "nope") + ": no such file or directory"},
+		{name: "env missing, no fallback", env: fromEnv + ":" + filepath.Join(dir, "nope"), dir: both, err: "config file " + filepath.Join(dir, "nope") + ": no such file or directory"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -555,7 +559,7 @@ func TestConfigFind(t *testing.T) {
 				}
 				return
 			}
-			if err != nil || got != tt.want {
+			if err != nil || !reflect.DeepEqual(got, tt.want) {
 				t.Fatalf("got %q, %v; want %q", got, err, tt.want)
 			}
 		})

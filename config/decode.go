@@ -30,6 +30,8 @@ type decoder struct {
 	dict bool
 	// limitCheck says which limits this machine cannot give (tests); nil asks gaffer's cgroup.
 	limitCheck func(cgroup.Limits) []cgroup.LimitError
+	// lookup reads gaffer's environment for ${VAR} in values; nil expands nothing (FromDict).
+	lookup func(string) (string, bool)
 }
 
 func (d *decoder) errorf(k keyPath, format string, args ...any) {
@@ -39,7 +41,8 @@ func (d *decoder) errorf(k keyPath, format string, args ...any) {
 	}
 	e := Error{Msg: msg}
 	if d.src != nil {
-		e.File, e.Line = d.src.file, d.src.line(k)
+		o := d.src.at(k)
+		e.File, e.Line = o.file, o.line
 	}
 	d.errs.add(e)
 }
@@ -255,9 +258,9 @@ func processKeys() []string {
 
 // document decodes a whole gaffer.toml.
 func (d *decoder) document(root map[string]any) *Config {
-	cfg := &Config{Settings: DefaultSettings()}
-	if d.src != nil {
-		cfg.File = d.src.file
+	cfg := &Config{Settings: DefaultSettings(), src: d.src}
+	if d.src != nil && len(d.src.files) > 0 {
+		cfg.File, cfg.Sources = d.src.files[0], slices.Clone(d.src.files)
 	}
 	for _, key := range sortedKeys(root) {
 		if key != "settings" && key != "process" {
@@ -279,9 +282,14 @@ func (d *decoder) document(root map[string]any) *Config {
 		return cfg
 	}
 	names := sortedKeys(procs)
-	// Start order is file order; the decoded map forgot it, the line index did not.
+	// Start order is file order (layer by layer, where each process first appears); the decoded
+	// map forgot it, the line index did not.
 	sort.SliceStable(names, func(i, j int) bool {
-		return d.src.line(keyPath{"process", names[i]}) < d.src.line(keyPath{"process", names[j]})
+		a, b := d.src.at(keyPath{"process", names[i]}), d.src.at(keyPath{"process", names[j]})
+		if a.layer != b.layer {
+			return a.layer < b.layer
+		}
+		return a.line < b.line
 	})
 	for _, name := range names {
 		k := keyPath{"process", name}
@@ -290,6 +298,10 @@ func (d *decoder) document(root map[string]any) *Config {
 		}
 		t, ok := d.table(k, procs[name])
 		if !ok {
+			continue
+		}
+		if d.disabled(k, t, names) {
+			cfg.Disabled = append(cfg.Disabled, name)
 			continue
 		}
 		cfg.Processes = append(cfg.Processes, d.process(name, k, t, cfg.Settings.Grace))
@@ -303,6 +315,31 @@ func (d *decoder) document(root map[string]any) *Config {
 	return cfg
 }
 
+// disabled reports whether a layer disabled the process of table t (disabled = true). Nothing
+// else of a disabled process is checked: it does not run, and a layer may disable a process
+// whose variables are not set where it does. A disabled = true for a process that no layer gives
+// a cmd is most likely a misspelt name, and reported.
+func (d *decoder) disabled(k keyPath, t map[string]any, names []string) bool {
+	v, ok := t["disabled"]
+	if !ok || v == nil {
+		return false
+	}
+	off, ok := d.boolean(k.with("disabled"), v)
+	if !ok || !off {
+		return false
+	}
+	if _, hasCmd := t["cmd"]; !hasCmd && !d.dict {
+		var others []string
+		for _, n := range names {
+			if n != k[len(k)-1] {
+				others = append(others, n)
+			}
+		}
+		d.errorf(k.with("disabled"), "%s is disabled, but no layer defines it (no cmd)%s", k[len(k)-1], didYouMean(k[len(k)-1], others))
+	}
+	return true
+}
+
 // total reports the process whose instances take the file past MaxTotalInstances.
 func (d *decoder) total(procs []Process) {
 	sum := 0
@@ -310,7 +347,7 @@ func (d *decoder) total(procs []Process) {
 		sum += p.NumProcesses
 		if sum > MaxTotalInstances {
 			k := keyPath{"process", p.Name}
-			if d.src != nil && d.src.line(k.with("numprocesses")) != d.src.line(k) {
+			if d.src != nil && d.src.at(k.with("numprocesses")) != d.src.at(k) {
 				k = k.with("numprocesses")
 			}
 			d.errorf(k, "%d instances in all, more than %d in one file", sum, MaxTotalInstances)

@@ -31,6 +31,8 @@ func (e Error) Unwrap() error { return e.Err }
 // Errors is every problem found in a configuration, ordered by file and line.
 type Errors struct {
 	List []Error
+
+	files []string // the config's layers: their problems come in this order
 }
 
 // Error is one problem per line.
@@ -63,9 +65,15 @@ func (e *Errors) err() error {
 	return e
 }
 
-// sort orders the problems by line within each file, files in the order they first appear.
+// sort orders the problems by line within each file, files in layer order, then the others in
+// the order they first appear.
 func (e *Errors) sort() {
 	rank := map[string]int{}
+	for _, f := range e.files {
+		if _, ok := rank[f]; !ok {
+			rank[f] = len(rank)
+		}
+	}
 	for _, err := range e.List {
 		if _, ok := rank[err.File]; !ok {
 			rank[err.File] = len(rank)

@@ -20,7 +20,7 @@ func decodeWith(t *testing.T, text string, check func(cgroup.Limits) []cgroup.Li
 	if err := toml.Unmarshal([]byte(text), &root); err != nil {
 		t.Fatal(err)
 	}
-	d := &decoder{src: &source{file: "gaffer.toml", lines: lineIndex([]byte(text))}, users: testUsers(), limitCheck: check}
+	d := &decoder{src: singleSource("gaffer.toml", lineIndex([]byte(text))), users: testUsers(), limitCheck: check}
 	cfg := d.document(root)
 	return cfg, d.errs.err()
 }

@@ -13,7 +13,8 @@ import (
 // plus the variables of the .env file beside it.
 func loadProcfile(path string, data []byte) (*Config, error) {
 	errs := &Errors{}
-	cfg := &Config{File: path, Sources: []string{path}, Settings: DefaultSettings()}
+	src := &source{files: []string{path}, origins: map[string]origin{}}
+	cfg := &Config{File: path, Sources: []string{path}, Settings: DefaultSettings(), src: src}
 	first := map[string]int{}
 	tooMany := false // reported once, at the first process past MaxTotalInstances
 	for i, line := range strings.Split(string(data), "\n") {
@@ -45,6 +46,10 @@ func loadProcfile(path string, data []byte) (*Config, error) {
 			}
 		default:
 			first[name] = n
+			k := keyPath{"process", name}
+			for _, kk := range []keyPath{k, k.with("cmd"), k.with("shell")} {
+				src.origins[kk.id()] = origin{file: path, line: n}
+			}
 			p := defaultProcess(name, cfg.Settings.Grace)
 			p.Line, p.Shell, p.Cmd = n, true, []string{"/bin/sh", "-c", cmd}
 			cfg.Processes = append(cfg.Processes, p)
@@ -54,32 +59,34 @@ func loadProcfile(path string, data []byte) (*Config, error) {
 		errs.add(Error{File: path, Msg: "no processes: add lines NAME: COMMAND"})
 	}
 	envPath := filepath.Join(filepath.Dir(path), ".env")
-	env, envErrs := readDotenv(envPath)
+	env, envLines, envErrs := readDotenv(envPath)
 	errs.List = append(errs.List, envErrs...)
 	if err := errs.err(); err != nil {
 		return nil, err
 	}
-	for i := range cfg.Processes {
+	for i, p := range cfg.Processes {
 		for k, v := range env {
-			cfg.Processes[i].Env[k] = v
+			p.Env[k] = v
+			src.origins[keyPath{"process", p.Name, "env", k}.id()] = origin{file: envPath, line: envLines[k]}
 		}
+		cfg.Processes[i] = p
 	}
 	return cfg, nil
 }
 
 // readDotenv reads K=V lines: blank lines and # comments skipped, an optional "export " prefix,
 // V optionally in single quotes (literal) or double quotes (\n \t \r \" \\ escapes). An unquoted
-// V ends before " #", a trailing comment. A missing file is no file.
-func readDotenv(path string) (map[string]string, []Error) {
+// V ends before " #", a trailing comment. A missing file is no file. lines has the line of each
+// variable (the last one that set it).
+func readDotenv(path string) (env map[string]string, lines map[string]int, errs []Error) {
 	data, err := os.ReadFile(path)
 	if errors.Is(err, fs.ErrNotExist) {
-		return nil, nil
+		return nil, nil, nil
 	}
 	if err != nil {
-		return nil, []Error{{File: path, Msg: fmt.Sprintf("cannot read: %v", err), Err: err}}
+		return nil, nil, []Error{{File: path, Msg: fmt.Sprintf("cannot read: %v", err), Err: err}}
 	}
-	env := map[string]string{}
-	var errs []Error
+	env, lines = map[string]string{}, map[string]int{}
 	for i, line := range strings.Split(string(data), "\n") {
 		line = strings.TrimSpace(line)
 		if line == "" || strings.HasPrefix(line, "#") {
@@ -90,9 +97,9 @@ func readDotenv(path string) (map[string]string, []Error) {
 			errs = append(errs, Error{File: path, Line: i + 1, Msg: err.Error()})
 			continue
 		}
-		env[k] = v
+		env[k], lines[k] = v, i+1
 	}
-	return env, errs
+	return env, lines, errs
 }
 
 func dotenvLine(line string) (key, value string, err error) {

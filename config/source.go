@@ -13,10 +13,10 @@ type keyPath []string
 // indexMark starts an array-index element of a keyPath; no TOML key a person writes starts with NUL.
 const indexMark = "\x00"
 
-func (k keyPath) with(name string) keyPath {
-	out := make(keyPath, len(k), len(k)+1)
+func (k keyPath) with(names ...string) keyPath {
+	out := make(keyPath, len(k), len(k)+len(names))
 	copy(out, k)
-	return append(out, name)
+	return append(out, names...)
 }
 
 func (k keyPath) index(i int) keyPath { return k.with(indexMark + strconv.Itoa(i)) }
@@ -43,24 +43,56 @@ func (k keyPath) String() string {
 
 func (k keyPath) id() string { return strings.Join(k, "\x1f") }
 
-// source is a parsed file and the line of every key, table and array element in it.
-type source struct {
+// origin is where a value was set: a file (the layer-th of the config's sources) and a line.
+type origin struct {
+	layer int
 	file  string
-	lines map[string]int // keyPath.id() -> line of its first appearance
+	line  int
 }
 
-// line is where k is written, or else where its nearest written parent is (a default that is
-// wrong is reported at its table), or 0.
-func (s *source) line(k keyPath) int {
+// source is where every key, table and array element of a merged document was set: the layer
+// that set it last, except a table, which keeps the first layer that made it (its [header]).
+type source struct {
+	files   []string          // the layers, in order
+	origins map[string]origin // keyPath.id() -> where
+}
+
+// singleSource is the source of one file whose lines are indexed.
+func singleSource(file string, lines map[string]int) *source {
+	s := &source{files: []string{file}, origins: make(map[string]origin, len(lines))}
+	for id, line := range lines {
+		s.origins[id] = origin{file: file, line: line}
+	}
+	return s
+}
+
+// at is where k is written, or else where its nearest written parent is (a default that is
+// wrong is reported at its table), or the first file at line 0.
+func (s *source) at(k keyPath) origin {
 	if s == nil {
-		return 0
+		return origin{}
 	}
 	for n := len(k); n > 0; n-- {
-		if l, ok := s.lines[k[:n].id()]; ok {
-			return l
+		if o, ok := s.origins[k[:n].id()]; ok {
+			return o
 		}
 	}
-	return 0
+	if len(s.files) > 0 {
+		return origin{file: s.files[0]}
+	}
+	return origin{}
+}
+
+// line is at(k)'s line.
+func (s *source) line(k keyPath) int { return s.at(k).line }
+
+// exact is where k itself was set; false for a value no file gave (a default).
+func (s *source) exact(k keyPath) (origin, bool) {
+	if s == nil {
+		return origin{}, false
+	}
+	o, ok := s.origins[k.id()]
+	return o, ok
 }
 
 // lineIndex maps every key path of a TOML document that already decoded without error to its
