@@ -712,3 +712,57 @@ func TestForegroundTTY(t *testing.T) {
 		t.Error("ForegroundTTY(/dev/null) = true")
 	}
 }
+
+func TestSignalThroughPidfd(t *testing.T) {
+	r := reaper.New()
+	p, err := Start(r, Spec{Name: "sleep", Argv: []string{"sleep", "60"}, Env: testEnv})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p.pidfd == nil {
+		t.Log("no pidfd from clone: signals go by pid")
+	}
+	if err := p.Signal(0); err != nil {
+		t.Fatalf("Signal(0) to a running child: %v", err)
+	}
+	if err := p.Signal(unix.SIGKILL); err != nil {
+		t.Fatalf("SIGKILL: %v", err)
+	}
+	if e := waitExit(t, r, p); e.Code() != 128+int(unix.SIGKILL) {
+		t.Errorf("exit code %d, want %d", e.Code(), 128+int(unix.SIGKILL))
+	}
+	// waitExit released it: the pid is no longer ours.
+	if err := p.Signal(unix.SIGTERM); !errors.Is(err, os.ErrProcessDone) {
+		t.Errorf("Signal after the exit and Release = %v, want os.ErrProcessDone", err)
+	}
+}
+
+func TestSignalAfterReapBeforeRelease(t *testing.T) {
+	r := reaper.New()
+	p, err := Start(r, Spec{Name: "true", Argv: []string{"true"}, Env: testEnv})
+	if err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		if _, _, err := r.Reap(); err != nil {
+			t.Fatal(err)
+		}
+		select {
+		case <-p.Exit:
+		case <-time.After(10 * time.Millisecond):
+			if time.Now().After(deadline) {
+				t.Fatal("no exit")
+			}
+			continue
+		}
+		break
+	}
+	defer p.Release()
+	if p.pidfd == nil {
+		t.Skip("no pidfd from clone")
+	}
+	if err := p.Signal(unix.SIGTERM); !errors.Is(err, os.ErrProcessDone) {
+		t.Errorf("Signal to a reaped child = %v, want os.ErrProcessDone", err)
+	}
+}

@@ -4,11 +4,14 @@ import (
 	"bufio"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"slices"
 	"strconv"
 	"strings"
+
+	"golang.org/x/sys/unix"
 )
 
 // MaxID is the largest uid or gid a child may be given. 4294967295 is (uid_t)-1, which setuid
@@ -239,12 +242,16 @@ func (u Users) readGroups() ([]groupEntry, error) {
 // scanColon calls fn with the fields of each well-formed line of a colon-separated file until fn
 // returns false. Comments, blank lines and lines with too few fields are skipped.
 func scanColon(path string, nfields int, fn func([]string) bool) error {
-	f, err := os.Open(path)
+	// A plain descriptor, not an *os.File: os.Open tries to register every file with the runtime's
+	// poller (five fcntl and epoll_ctl calls for a regular file, and on the first file the poller
+	// itself: epoll_create1, eventfd2 and a thread woken to poll), which gaffer exec, reading
+	// these two files and then exec'ing, never needs.
+	fd, err := unix.Open(path, unix.O_RDONLY|unix.O_CLOEXEC, 0)
 	if err != nil {
-		return fmt.Errorf("read %s: %w", path, err)
+		return fmt.Errorf("read %s: %w", path, &os.PathError{Op: "open", Path: path, Err: err})
 	}
-	defer f.Close()
-	sc := bufio.NewScanner(f)
+	defer unix.Close(fd)
+	sc := bufio.NewScanner(fdReader{fd: fd, path: path})
 	sc.Buffer(make([]byte, 0, 4096), 1<<20)
 	for sc.Scan() {
 		line := strings.TrimSpace(sc.Text())
@@ -263,4 +270,25 @@ func scanColon(path string, nfields int, fn func([]string) bool) error {
 		return fmt.Errorf("read %s: %w", path, err)
 	}
 	return nil
+}
+
+// fdReader reads a file descriptor with read(2), retrying when interrupted.
+type fdReader struct {
+	fd   int
+	path string
+}
+
+func (r fdReader) Read(p []byte) (int, error) {
+	for {
+		n, err := unix.Read(r.fd, p)
+		switch {
+		case err == unix.EINTR:
+			continue
+		case err != nil:
+			return 0, &os.PathError{Op: "read", Path: r.path, Err: err}
+		case n == 0 && len(p) > 0:
+			return 0, io.EOF
+		}
+		return n, nil
+	}
 }
