@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"gaffer/config"
+	pid1 "gaffer/init"
 
 	"github.com/urfave/cli/v2"
 )
@@ -188,5 +189,35 @@ func TestConfigReloader(t *testing.T) {
 		filepath.Join(dir, "conf.d/b.toml") + ":3: process.web.restart: unknown value \"sometimes\": want always, on-failure or never"
 	if !errors.As(err, &errs) || err.Error() != want {
 		t.Errorf("reload error:\n%v\nwant\n%s", err, want)
+	}
+}
+
+// TestRefuseHTTPSHealth: without TLS an https health probe is refused like a ready one, at the
+// process's header, or at the probe's line when a later layer set it.
+func TestRefuseHTTPSHealth(t *testing.T) {
+	dir := t.TempDir()
+	writeFile(t, dir, "a.toml", "[process.web]\ncmd = \"x\"\nhealth = \"https://localhost/healthz\"\n\n[process.db]\ncmd = \"x\"\n")
+	writeFile(t, dir, "b.toml", "# later\n[process.db]\nready = \"https://localhost:5432/\"\n")
+	cfg, err := config.LoadLayers([]string{filepath.Join(dir, "a.toml"), filepath.Join(dir, "b.toml")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, e := range refuseHTTPS(cfg) {
+		got = append(got, strings.ReplaceAll(e.Error(), dir+"/", ""))
+	}
+	if pid1.HTTPSProbes {
+		if got != nil {
+			t.Errorf("with TLS: %q", got)
+		}
+		return
+	}
+	const notls = ": this gaffer was built without TLS (-tags gaffer_notls); use http://, tcp:// or exec: with a client in the image"
+	want := []string{
+		`a.toml:1: process.web.health: "https://localhost/healthz"` + notls,
+		`b.toml:3: process.db.ready: "https://localhost:5432/"` + notls,
+	}
+	if strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Errorf("got\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
 	}
 }

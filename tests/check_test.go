@@ -250,3 +250,64 @@ func TestCheckRefusesTooManyInstances(t *testing.T) {
 		}
 	}
 }
+
+// TestCheckHealthAndSchedule: the keys of liveness, schedules, drain and reload in check's JSON,
+// and their mistakes at their lines.
+func TestCheckHealthAndSchedule(t *testing.T) {
+	dir := writeFiles(t, map[string]string{
+		"ok.toml": `[settings]
+drain = "5s"
+reload_signal = "SIGHUP"
+
+[process.web]
+cmd = "web"
+ready = "log:^listening on :[0-9]+$"
+health = "http://127.0.0.1:8080/healthz"
+health_retries = 2
+on_unhealthy = "shutdown"
+
+[process.backup]
+cmd = "backup"
+oneshot = true
+schedule = "0 3 * * 1-7"
+`,
+		"bad.toml": `[settings]
+reload_signal = "TERM"
+
+[process.web]
+cmd = "web"
+ready = "log:(("
+health = "notify"
+
+[process.backup]
+cmd = "backup"
+schedule = "@every 0s"
+health_interval = "1s"
+`,
+	})
+	code, stdout, stderr := runGaffer(t, startOpts{dir: dir}, "check", "-c", "ok.toml")
+	if code != 0 || stderr != "" {
+		t.Fatalf("exit %d, stderr %q", code, stderr)
+	}
+	out := parseCheck(t, stdout)
+	web, backup := out.Processes[0], out.Processes[1]
+	if out.Settings["drain"] != "5s" || out.Settings["reload_signal"] != "HUP" {
+		t.Errorf("settings %v", out.Settings)
+	}
+	if web["ready"] != "log:^listening on :[0-9]+$" || web["health"] != "http://127.0.0.1:8080/healthz" || web["health_interval"] != "10s" ||
+		web["health_retries"] != 2.0 || web["on_unhealthy"] != "shutdown" || web["schedule"] != nil {
+		t.Errorf("web %v", web)
+	}
+	if backup["schedule"] != "0 3 * * 1-7" || backup["on_end"] != "ignore" || backup["run_at_start"] != false || backup["health"] != "none" || backup["health_interval"] != nil {
+		t.Errorf("backup %v", backup)
+	}
+	code, _, stderr = runGaffer(t, startOpts{dir: dir}, "check", "-c", "bad.toml")
+	want := "bad.toml:2: settings.reload_signal: SIGTERM stops gaffer: pick another signal, such as HUP or USR1\n" +
+		"bad.toml:6: process.web.ready: log probe \"log:((\": error parsing regexp: missing closing ): `((`\n" +
+		"bad.toml:7: process.web.health: notify is for ready only: for liveness over sd_notify use watchdog\n" +
+		"bad.toml:11: process.backup.schedule: schedule \"@every 0s\": @every wants a duration of at least 1s\n" +
+		"bad.toml:12: process.backup.health_interval: health_interval without health\n"
+	if code != 2 || stderr != want {
+		t.Errorf("exit %d, stderr\n%s\nwant\n%s", code, stderr, want)
+	}
+}

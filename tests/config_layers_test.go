@@ -37,8 +37,9 @@ func squeeze(s string) string {
 
 // layers is a base file and a conf.d whose files a later one overrides in lexical order: web's
 // environment, after and restart are changed, worker is disabled.
-var layers = map[string]string{
-	"gaffer.toml": `[settings]
+func layers() map[string]string {
+	return map[string]string{
+		"gaffer.toml": `[settings]
 grace = "5s"
 
 [process.worker]
@@ -49,7 +50,7 @@ cmd = ["sh", "-c", "echo mode=$MODE level=$LEVEL"]
 env = { MODE = "base", LEVEL = "base" }
 after = ["worker"]
 `,
-	"conf.d/10-prod.toml": `[process.web]
+		"conf.d/10-prod.toml": `[process.web]
 env.MODE = "prod"
 after = []
 restart = "always"
@@ -57,16 +58,17 @@ restart = "always"
 [process.worker]
 disabled = true
 `,
-	"conf.d/20-fix.toml": `# the last layer wins
+		"conf.d/20-fix.toml": `# the last layer wins
 [process.web]
 restart = "never"
 `,
-	"conf.d/notes.txt":        "not a layer",
-	"conf.d/.20-fix.toml.swp": "not a layer either",
+		"conf.d/notes.txt":        "not a layer",
+		"conf.d/.20-fix.toml.swp": "not a layer either",
+	}
 }
 
 func TestLayersCheckExplain(t *testing.T) {
-	dir := writeTree(t, layers)
+	dir := writeTree(t, layers())
 	code, stdout, stderr := runGaffer(t, startOpts{dir: dir}, "check", "--explain", "-c", "gaffer.toml", "-c", "conf.d/")
 	if code != 0 || stderr != "" {
 		t.Fatalf("exit %d, stderr %q, stdout\n%s", code, stderr, stdout)
@@ -99,10 +101,7 @@ func TestLayersCheckExplain(t *testing.T) {
 // TestLayersErrorsPointIntoTheirFile: a problem a later layer brings is reported at its own file
 // and line, after those of the files before it.
 func TestLayersErrorsPointIntoTheirFile(t *testing.T) {
-	files := map[string]string{}
-	for k, v := range layers {
-		files[k] = v
-	}
+	files := layers()
 	files["conf.d/30-bad.toml"] = "\n[process.web]\nbackoff = \"soon\"\n\n[process.extra]\ncmd = \"x\"\nafter = [\"worker\"]\n"
 	files["gaffer.toml"] += "numprocesses = 0\n"
 	dir := writeTree(t, files)
@@ -123,7 +122,7 @@ func TestLayersErrorsPointIntoTheirFile(t *testing.T) {
 // TestLayersUp: gaffer up runs the merged config: web sees the overriding layer's MODE, starts
 // without waiting for worker (after replaced by []), and worker, disabled, never starts.
 func TestLayersUp(t *testing.T) {
-	dir := writeTree(t, layers)
+	dir := writeTree(t, layers())
 	for _, how := range []struct {
 		name string
 		opts startOpts
