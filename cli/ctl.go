@@ -126,6 +126,9 @@ func findSocket(ctx context.Context, cands []socketCandidate) (string, error) {
 	var first error
 	var d net.Dialer
 	for _, c := range cands {
+		if len(c.path) > sockfile.MaxPath {
+			continue // gaffer cannot listen there either
+		}
 		tried = append(tried, c.path)
 		if c.private != "" {
 			if err := sockfile.CheckPrivateDir(c.private); err != nil {

@@ -411,6 +411,7 @@ func TestFindSocket(t *testing.T) {
 		{"nothing", []socketCandidate{c("none.sock"), inPriv(p("gaffer-none"))}, "no gaffer socket found (tried: " + p("none.sock") + ", " + p("gaffer-none/gaffer.sock") + ")"},
 		{"a symlinked private directory", []socketCandidate{inPriv(p("link")), c("none.sock")}, "refusing " + p("link") + ": a symbolic link (not followed)"},
 		{"a refused directory before a live one", []socketCandidate{inPriv(p("link")), c("live.sock")}, p("live.sock")},
+		{"a path too long for a socket", []socketCandidate{{path: "/" + strings.Repeat("x", 120)}, c("none.sock")}, "no gaffer socket found (tried: " + p("none.sock") + ")"},
 	} {
 		got, err := findSocket(context.Background(), tt.cands)
 		if err != nil {
