@@ -22,21 +22,30 @@ func configFlag() cli.Flag {
 }
 
 // configPaths are the config sources: up's --procfile, else config.Find of the -c paths,
-// $GAFFER_CONFIG, or gaffer.toml or Procfile in dir. A path that does not exist is a usage error.
+// $GAFFER_CONFIG, or gaffer.toml or Procfile in dir. A path that does not exist is a usage error
+// that names it as given. With an absolute dir (up's working directory) relative paths are made
+// absolute: up moves to / before it runs anything, and reads the same paths again on a reload.
 func configPaths(c *cli.Context, dir string) ([]string, error) {
-	if path := c.String("procfile"); path != "" {
-		return []string{path}, nil
+	paths := []string{c.String("procfile")}
+	if paths[0] == "" {
+		var err error
+		if paths, err = config.Find(c.StringSlice("config"), os.Getenv, dir); err != nil {
+			return nil, usagef("%v", err)
+		}
 	}
-	paths, err := config.Find(c.StringSlice("config"), os.Getenv, dir)
-	if err != nil {
-		return nil, usagef("%v", err)
+	if filepath.IsAbs(dir) {
+		for i, p := range paths {
+			if !filepath.IsAbs(p) {
+				paths[i] = filepath.Join(dir, p)
+			}
+		}
 	}
 	return paths, nil
 }
 
 // loadConfig finds and loads the configuration, the one way for every command that reads it (see
 // configPaths). dir also names the files in messages and in Config.File: check gives "." (names as
-// the user typed them), up its working directory (absolute names, for gaffer moves to /). A file
+// the user typed them), up its working directory (absolute names, for gaffer moves to /). A path
 // that cannot be found is a usage error, one line; the configuration's problems are printed one
 // FILE:LINE: message per line, as compilers print them, without gaffer's prefix so that editors
 // can jump to each, and gaffer exits 2.
@@ -72,23 +81,16 @@ func loadChecked(paths []string) (*config.Config, error) {
 	return cfg, nil
 }
 
-// configReloader is UpConfig.Reload for up: it reads the sources loadConfig read again, from
-// scratch, directories listed anew (a file added to conf.d is read). Relative paths are made
-// absolute against dir now, as up moves to / before it runs. Its error is an *config.Errors
-// whose Error() is every problem as FILE:LINE: message, one per line.
+// configReloader is UpConfig.Reload for up: it reads the paths loadConfig read again (absolute:
+// dir is up's working directory), from scratch, directories listed anew (a file added to conf.d
+// is read). Its error is an *config.Errors whose Error() is every problem as FILE:LINE: message,
+// one per line.
 func configReloader(c *cli.Context, dir string) func() (*config.Config, error) {
 	paths, err := configPaths(c, dir)
 	if err != nil {
 		return func() (*config.Config, error) { return nil, err }
 	}
-	abs := make([]string, len(paths))
-	for i, p := range paths {
-		if !filepath.IsAbs(p) {
-			p = filepath.Join(dir, p)
-		}
-		abs[i] = p
-	}
-	return func() (*config.Config, error) { return loadChecked(abs) }
+	return func() (*config.Config, error) { return loadChecked(paths) }
 }
 
 // refuseHTTPS lists the https readiness and health probes of cfg when this gaffer was built
