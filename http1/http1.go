@@ -68,6 +68,8 @@ func StatusText(code int) string {
 		return "Content Too Large"
 	case 417:
 		return "Expectation Failed"
+	case 422:
+		return "Unprocessable Content"
 	case 431:
 		return "Request Header Fields Too Large"
 	case 500:

@@ -613,7 +613,8 @@ func TestAPIClientCommands(t *testing.T) {
 	if err := json.Unmarshal([]byte(mustCtl(t, s, "stats", "--json", "worker")), &entry); err != nil || entry.Pid != worker.Pid || entry.RSS == 0 {
 		t.Errorf("gaffer stats --json worker: %v %+v", err, entry)
 	}
-	if out := mustCtl(t, s, "health"); out != "" {
+	// gaffer health prints exactly one line (Docker keeps it in docker inspect's health log).
+	if out := mustCtl(t, s, "health"); !strings.HasPrefix(out, "healthy (alive") || strings.Count(out, "\n") != 1 {
 		t.Errorf("gaffer health printed %q", out)
 	}
 	var h struct{ OK bool }
@@ -669,11 +670,12 @@ func TestAPIClientCommands(t *testing.T) {
 	}
 }
 
-// TestAPIClientMissingSocket: no socket, or nobody answering, is one line and exit 1.
+// TestAPIClientMissingSocket: no socket, or nobody answering, is one line and exit 1 (gaffer
+// health: exit 2 and its one line on stdout, tests/health_cli_test.go).
 func TestAPIClientMissingSocket(t *testing.T) {
 	dir := t.TempDir()
 	missing := filepath.Join(dir, "missing.sock")
-	for _, args := range [][]string{{"status"}, {"stats"}, {"stats", "-w"}, {"health"}, {"events"}, {"logs", "-f", "web"}, {"shutdown"}, {"send", "web", "x"}} {
+	for _, args := range [][]string{{"status"}, {"stats"}, {"stats", "-w"}, {"reload"}, {"events"}, {"logs", "-f", "web"}, {"shutdown"}, {"send", "web", "x"}} {
 		code, _, errs := ctl(t, missing, nil, args[0], args[1:]...)
 		oneLineError(t, "gaffer "+strings.Join(args, " ")+" without a socket", code, errs, 1, "cannot reach gaffer at "+missing+": no such file or directory")
 	}
@@ -905,9 +907,22 @@ func TestAPIDefaultSocketPath(t *testing.T) {
 	if code := g.wait(10 * time.Second); code != 0 {
 		t.Errorf("exit %d", code)
 	}
-	// /run read-only: a warning too.
+	// /run read-only: gaffer falls back to /tmp/gaffer-0 (a tmpfs of the namespace's own here, so
+	// the binary runs from /run; tests/socket_fallback_test.go has the rest) and says so in one
+	// line; with /tmp read-only too, one warning and gaffer runs on.
 	g = startGafferVia(t, []string{"unshare", "-m", "--propagation", "private", "sh", "-c",
-		`mount -t tmpfs -o ro tmpfs /run && exec "$0" "$@"`, gafferBin, "up", "-c", cfg})
+		`mount -t tmpfs tmpfs /run && cp "$0" /run/gaffer && cp "$1" /run/gaffer.toml && shift && mount -o remount,ro /run && mount -t tmpfs -o mode=1777 tmpfs /tmp && exec env -u XDG_RUNTIME_DIR -u TMPDIR /run/gaffer "$@"`, gafferBin, cfg, "up", "-c", "/run/gaffer.toml"})
+	stopAtEnd(t, g)
+	a = &apiGaffer{gafferRun: g}
+	a.expectOutput("worker", "up")
+	testutil.WaitFor(t, 5*time.Second, "the line", func() bool { return strings.Contains(g.stderr.String(), "\n") })
+	if w, want := g.stderr.String(), "gaffer: API socket at /tmp/gaffer-0/gaffer.sock (/run/gaffer.sock: read-only file system)\n"; w != want {
+		t.Errorf("stderr %q; want %q", w, want)
+	}
+	g.signal(syscall.SIGTERM)
+	g.wait(10 * time.Second)
+	g = startGafferVia(t, []string{"unshare", "-m", "--propagation", "private", "sh", "-c",
+		`mount -t tmpfs tmpfs /run && cp "$0" /run/gaffer && cp "$1" /run/gaffer.toml && shift && mount -o remount,ro /run && mount -t tmpfs -o ro tmpfs /tmp && exec env -u XDG_RUNTIME_DIR -u TMPDIR /run/gaffer "$@"`, gafferBin, cfg, "up", "-c", "/run/gaffer.toml"})
 	stopAtEnd(t, g)
 	a = &apiGaffer{gafferRun: g}
 	a.expectOutput("worker", "up")
@@ -1362,17 +1377,20 @@ oneshot = true
 	if code != 503 || body != `{"ok":false,"reasons":["never is starting"]}` {
 		t.Errorf("healthz: %d %s", code, body)
 	}
-	c, out, errs := ctl(t, a.sock, nil, "health")
-	oneLineError(t, "gaffer health", c, errs, 1, "unhealthy: never is starting")
-	if out != "" {
-		t.Errorf("gaffer health stdout %q", out)
+	c, out, errs := ctl(t, a.sock, nil, "health", "--level", "ready")
+	if c != 1 || out != "unhealthy (ready): never is starting\n" || errs != "" {
+		t.Errorf("gaffer health --level ready: exit %d, stdout %q, stderr %q", c, out, errs)
+	}
+	// alive: nothing is fatal or unhealthy.
+	if out := mustCtl(t, a.sock, "health"); !strings.HasPrefix(out, "healthy (alive") {
+		t.Errorf("gaffer health printed %q", out)
 	}
 	if err := os.WriteFile(filepath.Join(a.dir, "ok"), nil, 0o644); err != nil {
 		t.Fatal(err)
 	}
 	testutil.WaitFor(t, 10*time.Second, "healthy", func() bool { code, _ := curl(t, a.sock, "GET", "/healthz", nil); return code == 200 })
-	if out := mustCtl(t, a.sock, "health"); out != "" {
-		t.Errorf("gaffer health printed %q", out)
+	if out := mustCtl(t, a.sock, "health", "--level", "ready"); !strings.HasPrefix(out, "healthy (ready") {
+		t.Errorf("gaffer health --level ready printed %q", out)
 	}
 	// A process that ends unexpectedly makes it unhealthy.
 	var w apiProc
