@@ -16,35 +16,61 @@ type Container struct {
 }
 
 // containerState is what the Collector keeps of the container's cgroup between collections.
-// Only the goroutine running a collection touches it.
+// Only the goroutine running a collection touches it, once baselined is closed.
 type containerState struct {
 	cg       *cgroup.Cgroup // nil: none found, nothing is read
 	lastCPU  float64        // usage_seconds at lastTime
 	lastTime time.Time
+	// baselined is closed once lastCPU holds the first reading; nil when there is none to wait
+	// for. The first reading is taken by a goroutine of its own (see init).
+	baselined chan struct{}
 }
 
 // init finds gaffer's cgroup. It runs when the Collector is made, before `gaffer up` may move
 // itself into a leaf cgroup (cgroup v2 with per-process limits): the container is the cgroup
-// gaffer started in.
+// gaffer started in. The first reading of its cpu usage, the baseline of the first cpu_percent,
+// is taken meanwhile by another goroutine: cgroup.Read reads a dozen files (0.23 ms here, against
+// 0.08 ms to find the cgroup), and gaffer as PID 1 makes its Collector before it starts the child.
 func (s *containerState) init(now time.Time) {
 	cg, err := cgroup.Self()
 	if err != nil {
 		return
 	}
-	s.use(cg, now)
+	s.cg, s.lastCPU, s.lastTime = cg, 0, now
+	done := make(chan struct{})
+	s.baselined = done
+	go func() {
+		defer close(done)
+		s.lastCPU = cpuUsage(cg)
+	}()
+}
+
+// wait waits for the baseline that init takes.
+func (s *containerState) wait() {
+	if s.baselined != nil {
+		<-s.baselined
+		s.baselined = nil
+	}
 }
 
 // use reads cg from now on (tests give fixture directories).
 func (s *containerState) use(cg *cgroup.Cgroup, now time.Time) {
-	s.cg, s.lastCPU, s.lastTime = cg, 0, now
+	s.wait()
+	s.cg, s.lastCPU, s.lastTime = cg, cpuUsage(cg), now
+}
+
+// cpuUsage returns the cpu seconds cg has used, 0 when they cannot be read.
+func cpuUsage(cg *cgroup.Cgroup) float64 {
 	if st, err := cg.Read(); err == nil && st.CPU != nil {
-		s.lastCPU = st.CPU.UsageSeconds
+		return st.CPU.UsageSeconds
 	}
+	return 0
 }
 
 // read reads the container's cgroup into snap, and the cgroups of the processes that have their
 // own (by name: the cgroups gaffer made are named after the process).
 func (s *containerState) read(snap *Snapshot) {
+	s.wait()
 	if s.cg == nil {
 		return
 	}
@@ -82,6 +108,7 @@ func (s *containerState) readContainer(now time.Time) *Container {
 // (nil: none). Call it before the first Snapshot.
 func (c *Collector) UseCgroup(cg *cgroup.Cgroup) {
 	if cg == nil {
+		c.container.wait()
 		c.container = containerState{}
 		return
 	}
