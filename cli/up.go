@@ -18,7 +18,7 @@ func upCommand(version string, sigs Signals, stderr io.Writer) *cli.Command {
 	return &cli.Command{
 		Name:      "up",
 		Usage:     "run and supervise the processes of gaffer.toml or a Procfile",
-		UsageText: "gaffer up [-c FILE | -f PROCFILE] [-v]",
+		UsageText: "gaffer up [-c PATH]... [-f PROCFILE] [-v]",
 		Flags: append([]cli.Flag{
 			configFlag(),
 			&cli.StringFlag{Name: "procfile", Aliases: []string{"f"}, EnvVars: []string{"GAFFER_PROCFILE"}, Usage: "read the Procfile `PROCFILE` (and the .env beside it)"},

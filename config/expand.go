@@ -9,7 +9,9 @@ import (
 // Environment in values: ${VAR}, ${VAR:-default} and ${VAR:?message} in any string value of
 // gaffer.toml are replaced at load time from gaffer's own environment; $$ is a literal $, and a $
 // followed by anything else stays as it is, so $VAR (without braces) keeps its meaning where
-// something expands it later: the shell of a shell = true command, and args at start.
+// something expands it later: the shell of a shell = true command. args are the exception: they
+// keep the expansion they always had, $VAR and ${VAR} from the process's own environment at each
+// start (its env, over gaffer's unless clear_env), and are left alone here.
 
 // unsetError is a ${VAR} whose VAR is not in the environment.
 type unsetError struct{ name string }
@@ -36,18 +38,16 @@ func (d *decoder) expandIn(k keyPath, v any) any {
 		if err == nil {
 			return out
 		}
-		var unset unsetError
-		if errors.As(err, &unset) && len(k) >= 3 && k[0] == "process" && k[2] == "args" {
-			d.errorf(k, "%v; for the process's own environment at start write $%s or $${%s}", err, unset.name, unset.name)
-		} else {
-			d.errorf(k, "%v", err)
-		}
+		d.errorf(k, "%v", err)
 		return x
 	case map[string]any:
 		for key, e := range x {
 			kk := k.with(key)
 			if len(kk) == 2 && kk[0] == "process" && isDisabled(e) {
 				continue
+			}
+			if len(kk) == 3 && kk[0] == "process" && kk[2] == "args" {
+				continue // expanded at start from the process's environment (see above)
 			}
 			x[key] = d.expandIn(kk, e)
 		}

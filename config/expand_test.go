@@ -87,8 +87,8 @@ socket = "${SOCK"
 	if want := []string{"serve", "--root", "/srv", "--port=9000"}; !reflect.DeepEqual(web.Cmd, want) {
 		t.Errorf("cmd %q, want %q", web.Cmd, want)
 	}
-	// args: ${...} at load time, $VAR left for start, $${VAR} deferred to start as ${VAR}.
-	if want := []string{"$HOME", "${HOME}", "/srv"}; !reflect.DeepEqual(web.Args, want) {
+	// args are left for their expansion at start, from the process's environment.
+	if want := []string{"$HOME", "$${HOME}", "${ROOT}"}; !reflect.DeepEqual(web.Args, want) {
 		t.Errorf("args %q, want %q", web.Args, want)
 	}
 	if want := map[string]string{"URL": "http://localhost:9000", "LITERAL": "$5", "DEFER": "$HOME"}; !reflect.DeepEqual(web.Env, want) {
@@ -101,7 +101,6 @@ socket = "${SOCK"
 	want := []string{
 		"a.toml:7: process.web.cwd: ROOT is not set (${ROOT:-default} gives a default)",
 		"bad.toml:2: process.web.cmd: NOPE is not set (${NOPE:-default} gives a default)",
-		"bad.toml:3: process.web.args[1]: NOPE is not set (${NOPE:-default} gives a default); for the process's own environment at start write $NOPE or $${NOPE}",
 		"bad.toml:6: process.web.env.X: NOPE: give the url of the database",
 		`bad.toml:9: settings.socket: "${" without a closing "}"`,
 	}

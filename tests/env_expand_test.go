@@ -8,7 +8,8 @@ import (
 )
 
 // TestEnvExpandCheck: ${VAR}, ${VAR:-default} and $$ in values are replaced from gaffer's own
-// environment at load time, in arrays, env tables and settings alike.
+// environment at load time, in arrays, env tables and settings alike; args keep their own
+// expansion at start.
 func TestEnvExpandCheck(t *testing.T) {
 	dir := writeFiles(t, map[string]string{"gaffer.toml": `[settings]
 grace = "${GRACE:-3s}"
@@ -27,8 +28,8 @@ env = { URL = "http://${HOST:-localhost}:${PORT:-80}", PRICE = "5$$" }
 	if got := web["cmd"]; !slices.Equal(strs(got), []string{"serve", "--root", "/srv", "--port=8080"}) {
 		t.Errorf("cmd %v", got)
 	}
-	// $HOME is left for the start, $${HOME} becomes ${HOME} for the start too.
-	if got := web["args"]; !slices.Equal(strs(got), []string{"$HOME", "${HOME}", "/srv"}) {
+	// args are left as written: they are expanded at start from the process's environment.
+	if got := web["args"]; !slices.Equal(strs(got), []string{"$HOME", "$${HOME}", "${ROOT}"}) {
 		t.Errorf("args %v", got)
 	}
 	env, _ := web["env"].(map[string]any)
@@ -53,9 +54,9 @@ cmd = "serve ${DB_URL:?set DB_URL to the database}"
 args = ["${MISSING}"]
 cwd = "${ROOT"
 `})
+	// args are not expanded at load: ${MISSING} there is the process's variable at start.
 	code, stdout, stderr := runGaffer(t, startOpts{dir: dir}, "check")
 	want := "gaffer.toml:2: process.web.cmd: DB_URL: set DB_URL to the database\n" +
-		"gaffer.toml:3: process.web.args[0]: MISSING is not set (${MISSING:-default} gives a default); for the process's own environment at start write $MISSING or $${MISSING}\n" +
 		"gaffer.toml:4: process.web.cwd: \"${\" without a closing \"}\"\n"
 	if code != 2 || stdout != "" || stderr != want {
 		t.Errorf("exit %d, stdout %q, stderr\n%s\nwant\n%s", code, stdout, stderr, want)
@@ -68,7 +69,8 @@ cwd = "${ROOT"
 	}
 }
 
-// TestEnvExpandUp: load-time ${...} and start-time $VAR side by side in what the processes run.
+// TestEnvExpandUp: load-time ${...} and start-time $VAR side by side in what the processes run;
+// args expand at start, from the process's environment (gaffer's, with its env on top).
 func TestEnvExpandUp(t *testing.T) {
 	dir := writeFiles(t, map[string]string{"gaffer.toml": `[process.script]
 cmd = ["sh", "-c", "echo load=${WHO} default=${NOPE:-dflt} start=$FOO deferred=$${FOO} dollar=$$"]
@@ -77,7 +79,7 @@ oneshot = true
 
 [process.args]
 cmd = "echo"
-args = ["${WHO}", "$FOO", "$${FOO}"]
+args = ["${WHO}", "$FOO", "${FOO}"]
 env = { FOO = "from-env" }
 oneshot = true
 `})

@@ -526,14 +526,14 @@ backoff = %q
 on_end = "ignore"
 
 [process.b]
-cmd = ["sh", "-c", "sleep 0.$(($$ %% 9 + 1)); exit 1"]
+cmd = ["sh", "-c", "sleep 0.$(($$$$ %% 9 + 1)); exit 1"]
 numprocesses = %d
 restart = "always"
 backoff = %q
 on_end = "ignore"
 
 [process.c]
-cmd = ["sh", "-c", "sleep 0.$(($$ %% 9 + 1)); exit $(($$ %% 2))"]
+cmd = ["sh", "-c", "sleep 0.$(($$$$ %% 9 + 1)); exit $(($$$$ %% 2))"]
 numprocesses = %d
 restart = "on-failure"
 backoff = %q
