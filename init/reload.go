@@ -164,6 +164,11 @@ func (s *supervisor) Reload(ctx context.Context, dryRun bool) (core.ReloadResult
 	next, err := s.cfg.Reload()
 	if err != nil {
 		res.Errors = errorLines(err)
+		// On gaffer's stderr too: the container's log says why a reload changed nothing.
+		for _, e := range res.Errors {
+			s.warnf("reload: %s", e)
+		}
+		s.warnf("reload: the configuration has errors: nothing changed")
 		return res, nil
 	}
 	var applyErr error
@@ -190,15 +195,8 @@ func errorLines(err error) []string {
 func (s *supervisor) reloadOnSignal() {
 	go func() {
 		defer survive(s.warnf, "reload")
-		res, err := s.Reload(context.Background(), false)
-		switch {
-		case err != nil:
-			s.warnf("reload: %v", err)
-		case len(res.Errors) > 0:
-			for _, e := range res.Errors {
-				s.warnf("reload: %s", e)
-			}
-			s.warnf("reload: the configuration has errors: nothing changed")
+		if _, err := s.Reload(context.Background(), false); err != nil {
+			s.warnf("reload: %v", err) // the configuration's errors are reported by Reload
 		}
 	}()
 }
