@@ -32,7 +32,7 @@ var runKeys = []string{
 
 // liveSettings are the settings a reload applies to the running gaffer; a change of any other
 // is reported as needing a restart of gaffer.
-var liveSettings = []string{"grace", "drain", "reload_signal"}
+var liveSettings = []string{"grace", "drain", "reload_signal", "socket_mode", "socket_group", "socket_allow_uids"}
 
 // processPlan is what a reload does to one configured process.
 type processPlan struct {
@@ -142,6 +142,11 @@ func settingsNeedingRestart(old, next config.Settings) []string {
 	return out
 }
 
+// socketAccessChanged reports whether who may use the API socket changed.
+func socketAccessChanged(a, b config.Settings) bool {
+	return a.SocketMode != b.SocketMode || a.SocketGID != b.SocketGID || !slices.Equal(a.SocketAllowUIDs, b.SocketAllowUIDs)
+}
+
 // settingsDict is the settings by key, for comparing them.
 func settingsDict(s config.Settings) map[string]any {
 	return map[string]any{
@@ -172,8 +177,15 @@ func (s *supervisor) Reload(ctx context.Context, dryRun bool) (core.ReloadResult
 		return res, nil
 	}
 	var applyErr error
+	prev := s.cfg.Config.Settings // only the loop writes it, and reloads are serialised by reloadMu
 	if e := s.call(ctx, func() { res, applyErr = s.reload(next, dryRun) }); e != nil {
 		return res, e
+	}
+	if res.Applied && s.cfg.SocketAccess != nil && socketAccessChanged(prev, next.Settings) {
+		if err := s.cfg.SocketAccess(next.Settings); err != nil {
+			s.warnf("reload: API socket: %v", err)
+			res.Errors = append(res.Errors, "API socket: "+err.Error())
+		}
 	}
 	return res, applyErr
 }

@@ -39,6 +39,9 @@ type UpConfig struct {
 	Clock Clock
 	// Reload, when set, reads the configuration's sources again (gaffer reload, reload_signal).
 	Reload func() (*config.Config, error)
+	// SocketAccess, when set, applies a reload's socket_mode, socket_group and socket_allow_uids
+	// to the API socket while it serves. It is called off the loop.
+	SocketAccess func(next config.Settings) error
 }
 
 // drainWait bounds how long output is read after a process exited: a grandchild may hold its pipes.
