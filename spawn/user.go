@@ -2,6 +2,7 @@ package spawn
 
 import (
 	"bufio"
+	"bytes"
 	"errors"
 	"fmt"
 	"io"
@@ -57,7 +58,7 @@ type passwdEntry struct {
 type groupEntry struct {
 	name    string
 	gid     uint32
-	members []string
+	members string // as in the file: names separated by commas
 }
 
 // Lookup resolves SPEC: user, uid, user:group, uid:gid or :group. gosu's rules: a user alone gets
@@ -131,20 +132,37 @@ func (u Users) Lookup(spec string) (Identity, error) {
 	}
 	id.GID = pw.gid
 	id.Groups = []uint32{pw.gid}
-	groups, err := u.readGroups()
-	if err != nil && !errors.Is(err, fs.ErrNotExist) {
-		return Identity{}, err
-	}
-	for _, g := range groups {
-		if slices.Contains(g.members, pw.name) && !slices.Contains(id.Groups, g.gid) {
+	var tooLarge error
+	err := u.scanGroups(func(g groupEntry) {
+		if tooLarge == nil && hasMember(g.members, pw.name) && !slices.Contains(id.Groups, g.gid) {
 			// Never drop a group silently: refuse, as for the primary one.
 			if g.gid > MaxID {
-				return Identity{}, fmt.Errorf("group %q of user %q: %w", g.name, pw.name, idRange("gid", g.gid))
+				tooLarge = fmt.Errorf("group %q of user %q: %w", g.name, pw.name, idRange("gid", g.gid))
+				return
 			}
 			id.Groups = append(id.Groups, g.gid)
 		}
+	})
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return Identity{}, err
+	}
+	if tooLarge != nil {
+		return Identity{}, tooLarge
 	}
 	return id, nil
+}
+
+// hasMember reports whether the member list of a group line (names separated by commas, with
+// spaces around them ignored) holds name.
+func hasMember(members, name string) bool {
+	for members != "" {
+		var m string
+		m, members, _ = strings.Cut(members, ",")
+		if strings.TrimSpace(m) == name && name != "" {
+			return true
+		}
+	}
+	return false
 }
 
 func (u Users) resolveGroup(name string) (uint32, error) {
@@ -153,19 +171,22 @@ func (u Users) resolveGroup(name string) (uint32, error) {
 	} else if isNum {
 		return n, nil
 	}
-	groups, err := u.readGroups()
+	var found *groupEntry
+	err := u.scanGroups(func(g groupEntry) {
+		if found == nil && g.name == name {
+			found = &g
+		}
+	})
 	if err != nil {
 		return 0, fmt.Errorf("group %q: %w", name, err)
 	}
-	for _, g := range groups {
-		if g.name == name && g.gid > MaxID {
-			return 0, fmt.Errorf("group %q: %w", name, idRange("gid", g.gid))
-		}
-		if g.name == name {
-			return g.gid, nil
-		}
+	if found == nil {
+		return 0, fmt.Errorf("unknown group %q: not in %s", name, u.GroupFile)
 	}
-	return 0, fmt.Errorf("unknown group %q: not in %s", name, u.GroupFile)
+	if found.gid > MaxID {
+		return 0, fmt.Errorf("group %q: %w", name, idRange("gid", found.gid))
+	}
+	return found.gid, nil
 }
 
 // specID reads a part of a spec: isNum is false for a name; a number above MaxID (of any length)
@@ -220,23 +241,15 @@ func (u Users) findPasswd(match func(passwdEntry) bool) (*passwdEntry, error) {
 	return found, err
 }
 
-func (u Users) readGroups() ([]groupEntry, error) {
-	var out []groupEntry
-	err := scanColon(u.GroupFile, 4, func(f []string) bool {
-		gid, ok := number(f[2])
-		if !ok {
-			return true
+// scanGroups calls fn with every well-formed entry of the group file, in order. The whole file is
+// read, so that a malformed file fails the same whichever entry is looked for.
+func (u Users) scanGroups(fn func(groupEntry)) error {
+	return scanColon(u.GroupFile, 4, func(f []string) bool {
+		if gid, ok := number(f[2]); ok {
+			fn(groupEntry{name: f[0], gid: gid, members: f[3]})
 		}
-		var members []string
-		for _, m := range strings.Split(f[3], ",") {
-			if m = strings.TrimSpace(m); m != "" {
-				members = append(members, m)
-			}
-		}
-		out = append(out, groupEntry{name: f[0], gid: gid, members: members})
 		return true
 	})
-	return out, err
 }
 
 // scanColon calls fn with the fields of each well-formed line of a colon-separated file until fn
@@ -253,12 +266,24 @@ func scanColon(path string, nfields int, fn func([]string) bool) error {
 	defer unix.Close(fd)
 	sc := bufio.NewScanner(fdReader{fd: fd, path: path})
 	sc.Buffer(make([]byte, 0, 4096), 1<<20)
+	var fields []string // reused: fn must not keep it (it may keep the strings)
 	for sc.Scan() {
-		line := strings.TrimSpace(sc.Text())
-		if line == "" || strings.HasPrefix(line, "#") {
+		line := bytes.TrimSpace(sc.Bytes())
+		if len(line) == 0 || line[0] == '#' {
 			continue
 		}
-		fields := strings.Split(line, ":")
+		// One string per line, its fields slices of it: strings.Split made a slice per line
+		// too, and gaffer exec reads every line of /etc/group.
+		rest := string(line)
+		fields = fields[:0]
+		for {
+			f, r, more := strings.Cut(rest, ":")
+			fields = append(fields, f)
+			if !more {
+				break
+			}
+			rest = r
+		}
 		if len(fields) < nfields {
 			continue
 		}
