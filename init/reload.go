@@ -142,6 +142,26 @@ func settingsNeedingRestart(old, next config.Settings) []string {
 	return out
 }
 
+// keepSettings keeps in next the running values of the settings that cannot change until gaffer
+// starts again, so that the running configuration says what runs (and a later reload compares
+// against that).
+func keepSettings(next *config.Settings, running config.Settings, keys []string) {
+	for _, k := range keys {
+		switch k {
+		case "socket":
+			next.Socket, next.SocketSet = running.Socket, running.SocketSet
+		case "output":
+			next.Output = running.Output
+		case "timestamps":
+			next.Timestamps = running.Timestamps
+		case "color":
+			next.Color = running.Color
+		case "log_bytes":
+			next.LogBytes = running.LogBytes
+		}
+	}
+}
+
 // socketAccessChanged reports whether who may use the API socket changed.
 func socketAccessChanged(a, b config.Settings) bool {
 	return a.SocketMode != b.SocketMode || a.SocketGID != b.SocketGID || !slices.Equal(a.SocketAllowUIDs, b.SocketAllowUIDs)
@@ -226,6 +246,7 @@ func (s *supervisor) reload(next *config.Config, dryRun bool) (core.ReloadResult
 	if dryRun {
 		return res, nil
 	}
+	keepSettings(&next.Settings, s.cfg.Config.Settings, res.NeedsRestart)
 	s.applyReload(next, plan)
 	res.Applied = true
 	for _, k := range res.NeedsRestart {

@@ -203,3 +203,32 @@ ready = "exec:probe"
 		t.Fatalf("slow: %d starts, cmd %q", h.starts("slow"), h.inst("slow").cfg.Cmd)
 	}
 }
+
+func TestDependentListedBeforeItsDependencyStarts(t *testing.T) {
+	h := newHarness(t, `
+[process.app]
+cmd = "app"
+after = ["db"]
+
+[process.db]
+cmd = "db"
+`, nil).run()
+	h.wantState("db", stateRunning)
+	h.wantState("app", stateRunning)
+}
+
+func TestReloadKeepsSettingsThatNeedARestart(t *testing.T) {
+	h := newHarness(t, "[settings]\nsocket = \"/run/a.sock\"\n\n[process.w]\ncmd = \"x\"\n", nil).run()
+	res, err := h.s.reload(loadToml(t, "[settings]\nsocket = \"/run/b.sock\"\ndrain = \"3s\"\n\n[process.w]\ncmd = \"x\"\n"), false)
+	if err != nil || strings.Join(res.NeedsRestart, " ") != "socket" {
+		t.Fatalf("needs restart %v, err %v", res.NeedsRestart, err)
+	}
+	if got := h.s.cfg.Config.Settings; got.Socket != "/run/a.sock" || got.Drain != 3e9 {
+		t.Fatalf("running settings: socket %q drain %v", got.Socket, got.Drain)
+	}
+	// Back to the socket in use: nothing to restart.
+	res, _ = h.s.reload(loadToml(t, "[settings]\nsocket = \"/run/a.sock\"\n\n[process.w]\ncmd = \"x\"\n"), false)
+	if len(res.NeedsRestart) != 0 {
+		t.Fatalf("needs restart %v", res.NeedsRestart)
+	}
+}

@@ -434,7 +434,9 @@ func (s *supervisor) startSome() {
 			break
 		}
 	}
-	s.starting = false
+	// A start in this pass may satisfy a process earlier in the file (listed before what it
+	// depends on): one more pass, which ends it when nothing more starts.
+	s.starting = n > 0 && s.stopping == nil
 }
 
 // start spawns in and starts its readiness probe.
