@@ -6,6 +6,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"os"
@@ -60,7 +61,7 @@ type Options struct {
 	Path      string      // the socket's path
 	Mode      os.FileMode // the socket file's permissions; 0 means 0600
 	Group     int         // the socket file's group id; -1 leaves it (0 is root's group, not "unset")
-	AllowUIDs []int       // peers allowed besides root and gaffer's own uid
+	AllowUIDs []int       // peers allowed besides root and gaffer's own uid (SetAccess changes them)
 	Version   string      // gaffer's version, for /v1/info when the Backend leaves it empty
 	// Backend answers the requests. The routes of a capability it lacks (core.Starter,
 	// core.Scaler, core.InputWriter, core.LogReader) answer 409.
@@ -104,6 +105,7 @@ type Server struct {
 	streams *core.StreamBudget // the bytes queued for all streams, at most StreamTotalBytes
 
 	mu     sync.Mutex
+	allow  []int              // uids allowed besides root and selfUID; guarded by mu
 	conns  map[*conn]struct{} // guarded by mu
 	served int                // connections being served; guarded by mu
 	others int                // of served, those of uids other than root and selfUID; guarded by mu
@@ -165,6 +167,7 @@ func newServer(opts Options) *Server {
 		cancel:    cancel,
 		reserved:  min(ReservedConns, opts.MaxConns/4),
 		refused:   make(chan refusedConn, maxRefused),
+		allow:     slices.Clone(opts.AllowUIDs),
 		conns:     map[*conn]struct{}{},
 		byUID:     map[int]int{},
 		closeDone: make(chan struct{}),
@@ -239,15 +242,24 @@ func (s *Server) accept(c *net.UnixConn) {
 		s.refuse(sc, 403, "permission denied: cannot read the peer's credentials")
 		return
 	}
-	if !allowed(uid, s.selfUID, s.opts.AllowUIDs) {
-		s.refuse(sc, 403, "permission denied: uid not allowed by socket_allow_uids")
-		return
-	}
+	s.start(sc, uid)
+}
+
+// start serves sc, a new connection of uid, or refuses it (accept's second half).
+func (s *Server) start(sc *conn, uid int) {
+	sc.uid = uid
 	own := uid == 0 || uid == s.selfUID
 	s.mu.Lock()
 	if s.closed {
 		s.mu.Unlock()
-		c.Close()
+		sc.Close()
+		return
+	}
+	// Checked under mu: SetAccess either finds this connection among conns or has changed the
+	// list this check reads, so no connection of a uid it disallows outlives it.
+	if !allowed(uid, s.selfUID, s.allow) {
+		s.mu.Unlock()
+		s.refuse(sc, 403, "permission denied: uid not allowed by socket_allow_uids")
 		return
 	}
 	if why := s.admit(uid); why != "" {
@@ -412,6 +424,48 @@ func allowed(uid, self int, allow []int) bool {
 	return uid == 0 || uid == self || slices.Contains(allow, uid)
 }
 
+// SetAccess changes who may use the API while it serves (a reload of socket_mode, socket_group
+// and socket_allow_uids): the socket file's mode (0 means DefaultMode) and group (-1: the group
+// it had when made, gaffer's own unless its directory is set-group-ID, as Listen with Group -1),
+// and the uids allowed besides root and gaffer's own.
+//
+// The uids apply first, and even when the file cannot be changed: from then on a new connection
+// of a uid no longer listed gets 403, and the connections such a uid has open are closed at once,
+// streams included (a follower of logs or events must not go on reading what it may no longer
+// read; its client sees the connection end in the middle of the stream, an error, not a normal
+// end); a request being answered on one may lose its answer. Connections of root, of gaffer's
+// uid and of uids still listed are not touched. Then the file changes as sockfile.File.SetAccess
+// changes it: only the socket Listen made, never a file put at its path since. The mode governs
+// new connections only: connect(2) checks it, an open connection is not affected.
+func (s *Server) SetAccess(mode os.FileMode, gid int, allowUIDs []int) error {
+	if mode == 0 {
+		mode = DefaultMode
+	}
+	allow := slices.Clone(allowUIDs)
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return fmt.Errorf("cannot change socket %s: the API server has closed", s.opts.Path)
+	}
+	s.allow = allow
+	var cut []int
+	for sc := range s.conns {
+		if !allowed(sc.uid, s.selfUID, allow) {
+			sc.Close() // wakes its reader and its stream's watcher; done forgets it
+			cut = append(cut, sc.uid)
+		}
+	}
+	s.mu.Unlock()
+	if len(cut) > 0 {
+		slices.Sort(cut)
+		s.opts.Logf("api: closed %d connections of uids no longer allowed by socket_allow_uids (%v)", len(cut), slices.Compact(cut))
+	}
+	if s.sock == nil {
+		return nil // a server made without a file (tests)
+	}
+	return s.sock.SetAccess(mode, -1, gid)
+}
+
 // Close stops accepting, ends streams and waits, lets requests being handled finish for a moment,
 // then cuts every connection and removes the socket file (if it is still the one Listen made).
 // It is safe to call more than once, and from several goroutines: each returns once it is done.
@@ -454,6 +508,7 @@ func (s *Server) Close() error {
 type conn struct {
 	net.Conn
 	raw      syscall.RawConn // for send; nil in tests' fake connections
+	uid      int             // the peer's, set before the connection is served
 	mu       sync.Mutex
 	shutting bool // guarded by mu
 }

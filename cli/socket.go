@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 
 	"gaffer/api"
@@ -105,11 +106,19 @@ func socketFlags() []cli.Flag {
 
 // socketPlan is where and how gaffer serves its API, decided before anything starts.
 type socketPlan struct {
-	opts     api.Options
-	explicit bool        // asked for (flag, variable, config): failing to listen is an error
-	srv      *api.Server // listening already (explicit), or nil
+	explicit bool // asked for (flag, variable, config): failing to listen is an error
 	// fallbacks are where gaffer listens when it cannot at the default path (not explicit).
 	fallbacks []socketCandidate
+	// What the flags (or GAFFER_SOCKET_*) say about access: they win over the configuration's
+	// settings, at start and on a reload.
+	modeFlag  *os.FileMode
+	groupFlag *int
+	uidFlags  []int
+
+	// mu serialises listening, serving's end and a reload's change of access.
+	mu   sync.Mutex
+	opts api.Options // Mode, Group and AllowUIDs follow reloads; guarded by mu
+	srv  *api.Server // listening (explicit, or once served), or nil; guarded by mu
 }
 
 // planSocket decides the socket: a flag or GAFFER_SOCKET, else the config's socket key, else the
@@ -131,30 +140,30 @@ func planSocket(c *cli.Context, s *config.Settings, version string, isInit, up b
 		return nil, nil
 	}
 	p.opts.Stats = stats.NewCollector(stats.Options{}).Snapshot
-	if s != nil {
-		p.opts.Mode, p.opts.Group, p.opts.AllowUIDs = s.SocketMode, s.SocketGID, s.SocketAllowUIDs
-	}
 	if m := c.String("socket-mode"); m != "" {
 		n, err := strconv.ParseUint(m, 8, 32)
 		if err != nil || n > 0o777 {
 			return nil, usagef("--socket-mode %q: want an octal mode like 0660", m)
 		}
-		p.opts.Mode = os.FileMode(n)
+		mode := os.FileMode(n)
+		p.modeFlag = &mode
 	}
 	if g := c.String("socket-group"); g != "" {
 		id, err := spawn.SystemUsers().Lookup(":" + g)
 		if err != nil {
 			return nil, usagef("--socket-group: %v", err)
 		}
-		p.opts.Group = int(id.GID)
+		gid := int(id.GID)
+		p.groupFlag = &gid
 	}
 	for _, u := range c.StringSlice("socket-allow-uid") {
 		n, err := strconv.Atoi(u)
 		if err != nil || n < 0 {
 			return nil, usagef("--socket-allow-uid %q: want a uid", u)
 		}
-		p.opts.AllowUIDs = append(p.opts.AllowUIDs, n)
+		p.uidFlags = append(p.uidFlags, n)
 	}
+	p.setAccess(s)
 	if p.explicit {
 		srv, err := api.Listen(p.opts)
 		if err != nil {
@@ -165,6 +174,41 @@ func planSocket(c *cli.Context, s *config.Settings, version string, isInit, up b
 	return p, nil
 }
 
+// setAccess sets the socket's mode, group and allowed uids in p.opts from the settings s (nil:
+// none) and the flags, which win; the uids of both are allowed.
+func (p *socketPlan) setAccess(s *config.Settings) {
+	p.opts.Mode, p.opts.Group, p.opts.AllowUIDs = 0o600, -1, nil
+	if s != nil {
+		p.opts.Mode, p.opts.Group = s.SocketMode, s.SocketGID
+		p.opts.AllowUIDs = append(p.opts.AllowUIDs, s.SocketAllowUIDs...)
+	}
+	if p.modeFlag != nil {
+		p.opts.Mode = *p.modeFlag
+	}
+	if p.groupFlag != nil {
+		p.opts.Group = *p.groupFlag
+	}
+	p.opts.AllowUIDs = append(p.opts.AllowUIDs, p.uidFlags...)
+}
+
+// access is pid1.UpConfig.SocketAccess: it applies a reload's socket_mode, socket_group (a gid
+// already, resolved when the configuration was read; -1 when not given, the group gaffer made
+// the socket with) and socket_allow_uids to the socket gaffer serves on, under the flags, which
+// still win (see api.Server.SetAccess for what happens to open connections). Before gaffer
+// listens, the new settings are what it will listen with; with no socket there is nothing to do.
+func (p *socketPlan) access(next config.Settings) error {
+	if p == nil {
+		return nil
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.setAccess(&next)
+	if p.srv == nil {
+		return nil
+	}
+	return p.srv.SetAccess(p.opts.Mode, p.opts.Group, p.opts.AllowUIDs)
+}
+
 // serve is the hook pid1 calls once the processes run: it listens at the default path, or at a
 // fallback, if that was not done already (a failure there is one warning, never the init's end),
 // and serves b.
@@ -173,11 +217,14 @@ func (p *socketPlan) serve(warnf pid1.Logf) func(core.Backend) func() {
 		return nil
 	}
 	return func(b core.Backend) func() {
+		p.mu.Lock()
+		if p.srv == nil {
+			p.srv = p.listenDefault(warnf)
+		}
 		srv := p.srv
+		p.mu.Unlock()
 		if srv == nil {
-			if srv = p.listenDefault(warnf); srv == nil {
-				return func() {}
-			}
+			return func() {}
 		}
 		srv.SetBackend(b)
 		ctx, cancel := context.WithCancel(context.Background())
@@ -191,6 +238,9 @@ func (p *socketPlan) serve(warnf pid1.Logf) func(core.Backend) func() {
 		return func() {
 			cancel()
 			<-done
+			p.mu.Lock()
+			p.srv = nil // closed by Serve's end: a late reload has nothing to change
+			p.mu.Unlock()
 		}
 	}
 }
@@ -198,6 +248,7 @@ func (p *socketPlan) serve(warnf pid1.Logf) func(core.Backend) func() {
 // listenDefault listens at the default path or, when gaffer cannot use it, at the first fallback
 // it can use, and says where in one line; nil when nowhere (one warning). A default path where
 // another gaffer answers is not a reason to fall back: clients would find that other gaffer first.
+// Call it with mu held.
 func (p *socketPlan) listenDefault(warnf pid1.Logf) *api.Server {
 	srv, err := api.Listen(p.opts)
 	if err == nil {
@@ -229,7 +280,13 @@ func (p *socketPlan) listenDefault(warnf pid1.Logf) *api.Server {
 
 // close releases a socket that was listened on but never served (gaffer failed before).
 func (p *socketPlan) close() {
-	if p != nil && p.srv != nil {
-		_ = p.srv.Close()
+	if p == nil {
+		return
+	}
+	p.mu.Lock()
+	srv := p.srv
+	p.mu.Unlock()
+	if srv != nil {
+		_ = srv.Close()
 	}
 }

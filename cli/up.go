@@ -46,6 +46,7 @@ func upCommand(version string, sigs Signals, stderr io.Writer) *cli.Command {
 			}
 			up.Serve = plan.serve(up.Warnf)
 			up.Reload = configReloader(c, wd)
+			up.SocketAccess = plan.access
 			if verbose > 0 || strings.EqualFold(os.Getenv("GAFFER_LOG"), "debug") {
 				up.Debugf = logTo(stderr)
 			}

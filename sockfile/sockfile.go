@@ -21,7 +21,8 @@
 //     followed.
 //
 // The socket's directory stays open, so that File.Remove removes the file Listen made (same
-// inode) through it, wherever that directory has gone since.
+// inode) through it, wherever that directory has gone since, and File.SetAccess changes that
+// file's mode and group later through a descriptor of it that is checked to be it (access.go).
 package sockfile
 
 import (
@@ -34,6 +35,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -67,18 +69,28 @@ type Options struct {
 	AfterBind func()
 }
 
-// File is the socket file Listen made.
+// File is the socket file Listen made. Its methods may be called from several goroutines.
 type File struct {
-	dir  int    // O_PATH descriptor of the directory that holds it
+	path string // as Listen was given it, for messages
 	name string // its name in dir
-	dev  uint64
+	dev  uint64 // the socket's device and inode: the file Listen made
 	ino  uint64
+	uid0 uint32 // its owner and group as bound, before Options' UID and GID applied
+	gid0 uint32
+
+	mu  sync.Mutex
+	dir int // O_PATH descriptor of the directory that holds it, -1 once removed; guarded by mu
 }
 
 // Remove unlinks the socket file if it is still the one Listen made, and closes what File
 // holds. It is safe to call more than once, and on nil.
 func (f *File) Remove() {
-	if f == nil || f.dir < 0 {
+	if f == nil {
+		return
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.dir < 0 {
 		return
 	}
 	var st unix.Stat_t
@@ -147,6 +159,12 @@ func Listen(path string, o Options) (*os.File, *File, error) {
 	if o.AfterBind != nil {
 		o.AfterBind()
 	}
+	// Owner and group as bound (gaffer's, or the directory's group when it is set-group-ID):
+	// File.SetAccess goes back to them for a UID or GID of -1. Device and inode stay.
+	var st unix.Stat_t
+	if err := unix.Fstatat(priv, boundName, &st, unix.AT_SYMLINK_NOFOLLOW); err != nil {
+		return nil, nil, fmt.Errorf("cannot stat the new socket %s: %w", path, err)
+	}
 	if err := unix.Fchmodat(priv, boundName, uint32(o.Mode.Perm()), 0); err != nil {
 		return nil, nil, fmt.Errorf("cannot set the mode of socket %s: %w", path, err)
 	}
@@ -155,15 +173,11 @@ func Listen(path string, o Options) (*os.File, *File, error) {
 			return nil, nil, fmt.Errorf("cannot set the owner of socket %s: %w", path, err)
 		}
 	}
-	var st unix.Stat_t
-	if err := unix.Fstatat(priv, boundName, &st, unix.AT_SYMLINK_NOFOLLOW); err != nil {
-		return nil, nil, fmt.Errorf("cannot stat the new socket %s: %w", path, err)
-	}
 	if err := place(priv, dir, name, path, o.InUse); err != nil {
 		return nil, nil, err
 	}
 	ok, keep = true, true
-	return sock, &File{dir: dir, name: name, dev: st.Dev, ino: st.Ino}, nil
+	return sock, &File{path: path, dir: dir, name: name, dev: st.Dev, ino: st.Ino, uid0: st.Uid, gid0: st.Gid}, nil
 }
 
 // openDir opens the directory dir (absolute and clean) for the *at calls, creating what is missing
