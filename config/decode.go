@@ -830,7 +830,10 @@ func (d *decoder) contradictions(p *Process, k keyPath) {
 	if p.Oneshot && p.Ready.Kind != ProbeNone {
 		d.errorf(k.with("ready"), "ready with oneshot: a oneshot is ready when it exits successfully")
 	}
-	if p.MaxRestarts > 0 && p.Restart == RestartNever {
+	// An unhealthy process (health check, watchdog) is restarted whatever its policy, and those
+	// restarts count toward max_restarts.
+	restartsUnhealthy := (p.Health.Kind != ProbeNone && p.Health.Kind != "" && p.OnUnhealthy == OnUnhealthyRestart) || p.Watchdog > 0
+	if p.MaxRestarts > 0 && p.Restart == RestartNever && !restartsUnhealthy {
 		d.errorf(k.with("max_restarts"), `max_restarts with restart = "never": nothing is restarted`)
 	}
 	if p.Ready.Kind == ProbeLog && len(p.RedirectOutput) == 0 && !p.TTY {

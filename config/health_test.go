@@ -23,6 +23,11 @@ func TestConfigHealthScheduleValid(t *testing.T) {
 				t.Errorf("ready = %+v", p.Ready)
 			}
 		}},
+		{"max_restarts counts unhealthy restarts", a + "health = \"tcp://127.0.0.1:80\"\nmax_restarts = 2\n", func(t *testing.T, cfg *Config) {
+			if p := cfg.Processes[0]; p.MaxRestarts != 2 || p.Restart != RestartNever {
+				t.Errorf("%+v", p)
+			}
+		}},
 		{"health with defaults", a + "health = \"tcp://127.0.0.1:80\"\n", func(t *testing.T, cfg *Config) {
 			p := cfg.Processes[0]
 			if p.Health != (Probe{Kind: ProbeTCP, Target: "127.0.0.1:80"}) || p.HealthInterval != 10*time.Second ||

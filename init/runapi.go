@@ -58,6 +58,7 @@ func (a *runAPI) Info() core.Info {
 	info := core.Info{Pid: os.Getpid(), Mode: "run", StartedAt: a.startedAt, UptimeS: time.Since(a.startedAt).Seconds()}
 	info.Reaped, info.ZombiesReaped = a.l.r.Counts()
 	info.Processes = map[string]int{a.view().State: 1, "total": 1}
+	_ = a.do(func() { info.Draining = a.l.draining() })
 	return info
 }
 

@@ -107,6 +107,7 @@ func (s *supervisor) Info() core.Info {
 			info.Processes[in.state.String()]++
 			info.Processes["total"]++
 		}
+		info.Draining = s.draining != nil
 	})
 	return info
 }
@@ -256,7 +257,7 @@ func (s *supervisor) Start(ctx context.Context, name string, wait bool) error {
 	// It may have ended at once (a bad command, a crash): say so rather than report success.
 	_ = s.do(func() {
 		for _, in := range s.find(name) {
-			if !s.isReady(in) {
+			if !s.isReady(in) && !(in.cfg.Oneshot && s.satisfiedOne(in)) { // a oneshot may be done already
 				err = errors.Join(err, fmt.Errorf("%s did not stay up: it is %s (exit code %d): %w", in.name, in.state, in.code, core.ErrConflict))
 			}
 		}
