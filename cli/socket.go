@@ -125,7 +125,7 @@ type socketPlan struct {
 // default path when gaffer is PID 1 or runs `gaffer up`; "" anywhere turns it off. It returns nil
 // for no socket.
 func planSocket(c *cli.Context, s *config.Settings, version string, isInit, up bool) (*socketPlan, error) {
-	p := &socketPlan{opts: api.Options{Mode: 0o600, Group: -1, Version: version}}
+	p := &socketPlan{opts: api.Options{Mode: 0o600, Group: -1, Version: version, Logf: logTo(c.App.ErrWriter)}}
 	from := "--socket"
 	switch {
 	case c.IsSet("socket"):

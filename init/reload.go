@@ -203,7 +203,7 @@ func (s *supervisor) Reload(ctx context.Context, dryRun bool) (core.ReloadResult
 	}
 	if res.Applied && s.cfg.SocketAccess != nil && socketAccessChanged(prev, next.Settings) {
 		if err := s.cfg.SocketAccess(next.Settings); err != nil {
-			s.warnf("reload: API socket: %v (its permissions are unchanged)", err)
+			s.warnf("reload: API socket: %v (the file keeps its mode and group; allowed uids changed)", err)
 		}
 	}
 	return res, applyErr
