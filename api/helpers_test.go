@@ -26,14 +26,14 @@ type fakeBackend struct {
 	stdin    [][]byte // guarded by mu
 	streams  []string // guarded by mu: "name/label:data"
 	shutdown chan struct{}
-	healthy  bool
+	healthy  bool // guarded by mu once a server runs
 	// streamCtx receives the ctx of every Events and Logs(follow) call.
 	streamCtx chan context.Context
 	events    chan core.Event   // what Events sends, when not nil
 	logs      chan core.LogLine // what Logs(follow) sends, when not nil
 	procs     []core.Process
 	// reloadErrors, when set, are what Reload refuses the configuration for.
-	reloadErrors []string
+	reloadErrors []string // guarded by mu
 }
 
 func newFakeBackend(n int) *fakeBackend {
@@ -260,7 +260,10 @@ func (b *fakeBackend) Health(level string, names []string) (core.HealthReport, e
 		}
 	}
 	b.record("health %s %q", level, names)
-	if b.healthy {
+	b.mu.Lock()
+	healthy := b.healthy
+	b.mu.Unlock()
+	if healthy {
 		return core.HealthReport{OK: true, Level: level, Failing: []core.HealthFailure{}, Checked: 2}, nil
 	}
 	r := core.HealthReport{Level: level, Failing: []core.HealthFailure{{Name: "web.2", Reason: "is exited"}}, Checked: 2}
@@ -277,8 +280,11 @@ func (b *fakeBackend) Reload(ctx context.Context, dryRun bool) (core.ReloadResul
 		return core.ReloadResult{}, fmt.Errorf("no deadline on the ctx of Reload")
 	}
 	b.record("reload %v", dryRun)
-	if b.reloadErrors != nil {
-		return core.ReloadResult{DryRun: dryRun, Errors: b.reloadErrors}, nil
+	b.mu.Lock()
+	errs := b.reloadErrors
+	b.mu.Unlock()
+	if errs != nil {
+		return core.ReloadResult{DryRun: dryRun, Errors: errs}, nil
 	}
 	return core.ReloadResult{
 		Applied: !dryRun, DryRun: dryRun,

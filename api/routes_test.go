@@ -149,7 +149,9 @@ func TestMethodNotAllowedHeader(t *testing.T) {
 
 func TestHealth(t *testing.T) {
 	b := newFakeBackend(2)
+	b.mu.Lock()
 	b.healthy = false
+	b.mu.Unlock()
 	s := startServer(t, b, nil)
 	code, body, err := (&Client{Path: s.Path()}).Do(context.Background(), "GET", "/healthz", nil)
 	if err != nil || code != 503 || strings.TrimSpace(string(body)) != `{"ok":false,"reasons":["web.2 is exited","draining"]}` {
@@ -184,7 +186,9 @@ func TestHealthReport(t *testing.T) {
 		{true, "/v1/health?name=web&name=nope", 404, `{"error":"no process \"nope\": not found"}`, ""},
 		{true, "/v1/health?name=%zz", 400, `~malformed query`, ""},
 	} {
+		b.mu.Lock()
 		b.healthy = tt.healthy
+		b.mu.Unlock()
 		code, body, err := c.Do(context.Background(), "GET", tt.path, nil)
 		if err != nil {
 			t.Fatalf("%s: %v", tt.path, err)
@@ -228,7 +232,9 @@ func TestReload(t *testing.T) {
 			`{"applied":false,"dry_run":false,"plan":[],"errors":["gaffer.toml:3: unknown key \"cmdd\""]}`, ""},
 		{"/v1/reload?dry_run=yes", nil, 400, `{"error":"dry_run must be 1 or 0, not \"yes\""}`, ""},
 	} {
+		b.mu.Lock()
 		b.reloadErrors = tt.errors
+		b.mu.Unlock()
 		code, body, err := c.Do(context.Background(), "POST", tt.path, []byte{})
 		if err != nil {
 			t.Fatalf("%s: %v", tt.path, err)

@@ -66,7 +66,11 @@ func (b *ctlBackend) calls() []string {
 }
 
 func (b *ctlBackend) Info() core.Info           { return core.Info{Mode: "up"} }
-func (b *ctlBackend) Processes() []core.Process { return b.procs }
+func (b *ctlBackend) Processes() []core.Process {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.procs
+}
 func (b *ctlBackend) Pids() map[string]int      { return nil }
 func (b *ctlBackend) Events(ctx context.Context) <-chan core.Event {
 	ch := make(chan core.Event)
@@ -312,7 +316,9 @@ func TestStatusHealthAndNext(t *testing.T) {
 			t.Errorf("line %d: %q, want %q\n%s", i, got, want[i], out)
 		}
 	}
+	b.mu.Lock()
 	b.procs = b.procs[2:3]
+	b.mu.Unlock()
 	if _, out, _ := runCtl(t, "status", "--socket", sock); strings.Contains(out, "HEALTH") || strings.Contains(out, "NEXT") {
 		t.Errorf("columns without health checks or schedules:\n%s", out)
 	}
