@@ -1,6 +1,7 @@
 package stats
 
 import (
+	"os"
 	"time"
 
 	"gaffer/cgroup"
@@ -16,40 +17,50 @@ type Container struct {
 }
 
 // containerState is what the Collector keeps of the container's cgroup between collections.
-// Only the goroutine running a collection touches it, once baselined is closed.
+// Only the goroutine running a collection touches it, once found is closed.
 type containerState struct {
 	cg       *cgroup.Cgroup // nil: none found, nothing is read
 	lastCPU  float64        // usage_seconds at lastTime
 	lastTime time.Time
-	// baselined is closed once lastCPU holds the first reading; nil when there is none to wait
-	// for. The first reading is taken by a goroutine of its own (see init).
-	baselined chan struct{}
+	// found is closed once cg and lastCPU are set by the goroutine init starts; nil when there is
+	// nothing to wait for.
+	found chan struct{}
 }
 
 // init finds gaffer's cgroup. It runs when the Collector is made, before `gaffer up` may move
 // itself into a leaf cgroup (cgroup v2 with per-process limits): the container is the cgroup
-// gaffer started in. The first reading of its cpu usage, the baseline of the first cpu_percent,
-// is taken meanwhile by another goroutine: cgroup.Read reads a dozen files (0.23 ms here, against
-// 0.08 ms to find the cgroup), and gaffer as PID 1 makes its Collector before it starts the child.
+// gaffer started in, so /proc/self/cgroup is read now. The rest is left to a goroutine of its
+// own, since gaffer as PID 1 makes its Collector before it starts the child: resolving that
+// against /proc/self/mountinfo (which a move does not change), and the first reading of the
+// cgroup's cpu usage, the baseline of the first cpu_percent (cgroup.Read reads a dozen files). On
+// this VM NewCollector took 0.29 ms, cgroup.Self 0.08 ms of it and cgroup.Read 0.23 ms.
 func (s *containerState) init(now time.Time) {
-	cg, err := cgroup.Self()
+	procCgroup, err := os.ReadFile("/proc/self/cgroup")
 	if err != nil {
 		return
 	}
-	s.cg, s.lastCPU, s.lastTime = cg, 0, now
+	s.lastTime = now
 	done := make(chan struct{})
-	s.baselined = done
+	s.found = done
 	go func() {
 		defer close(done)
-		s.lastCPU = cpuUsage(cg)
+		mountinfo, err := os.ReadFile("/proc/self/mountinfo")
+		if err != nil {
+			return
+		}
+		cg, err := cgroup.Parse(procCgroup, mountinfo)
+		if err != nil {
+			return
+		}
+		s.cg, s.lastCPU = cg, cpuUsage(cg)
 	}()
 }
 
-// wait waits for the baseline that init takes.
+// wait waits for what init looks up.
 func (s *containerState) wait() {
-	if s.baselined != nil {
-		<-s.baselined
-		s.baselined = nil
+	if s.found != nil {
+		<-s.found
+		s.found = nil
 	}
 }
 
