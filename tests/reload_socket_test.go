@@ -173,7 +173,7 @@ func TestReloadSocketSwapped(t *testing.T) {
 		t.Fatal(err)
 	}
 	sockReload(a, away, "socket_mode = \"0666\"\nsocket_group = \"nogroup\"")
-	want := "gaffer: reload: API socket: refusing to change socket " + a.sock + ": a symbolic link (not followed) is at its path now, not the socket gaffer made (its permissions are unchanged)\n"
+	want := "gaffer: reload: API socket: refusing to change socket " + a.sock + ": a symbolic link (not followed) is at its path now, not the socket gaffer made (the file keeps its mode and group; allowed uids changed)\n"
 	testutil.WaitFor(t, sockReloadWait, "gaffer's warning", func() bool { return strings.Contains(a.stderr.String(), want) })
 	intact()
 	if l, err := os.Readlink(a.sock); err != nil || l != file {
