@@ -65,13 +65,13 @@ func (b *ctlBackend) calls() []string {
 	return slices.Clone(b.asked)
 }
 
-func (b *ctlBackend) Info() core.Info           { return core.Info{Mode: "up"} }
+func (b *ctlBackend) Info() core.Info { return core.Info{Mode: "up"} }
 func (b *ctlBackend) Processes() []core.Process {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return b.procs
 }
-func (b *ctlBackend) Pids() map[string]int      { return nil }
+func (b *ctlBackend) Pids() map[string]int { return nil }
 func (b *ctlBackend) Events(ctx context.Context) <-chan core.Event {
 	ch := make(chan core.Event)
 	close(ch)

@@ -43,6 +43,7 @@ func upCommand(version string, sigs Signals, stderr io.Writer) *cli.Command {
 				Config: cfg, Signals: sigs.C, NotifyLate: sigs.NotifyLate,
 				Stdout: os.Stdout, Stderr: os.Stderr, Warnf: logTo(stderr),
 				Color: colorOn(cfg.Settings.Color, os.Stdout), LogBytes: cfg.Settings.LogBytes,
+				ColorOn: func(setting string) bool { return colorOn(setting, os.Stdout) },
 			}
 			up.Serve = plan.serve(up.Warnf)
 			up.Reload = configReloader(c, wd)

@@ -11,6 +11,7 @@ import (
 
 	"gaffer/config"
 	"gaffer/core"
+	"gaffer/relay"
 )
 
 // Actions of a reload's plan (core.ReloadStep.Action).
@@ -32,7 +33,7 @@ var runKeys = []string{
 
 // liveSettings are the settings a reload applies to the running gaffer; a change of any other
 // is reported as needing a restart of gaffer.
-var liveSettings = []string{"grace", "drain", "reload_signal", "socket_mode", "socket_group", "socket_allow_uids"}
+var liveSettings = []string{"grace", "drain", "reload_signal", "output", "timestamps", "color", "socket_mode", "socket_group", "socket_allow_uids"}
 
 // processPlan is what a reload does to one configured process.
 type processPlan struct {
@@ -142,6 +143,26 @@ func settingsNeedingRestart(old, next config.Settings) []string {
 	return out
 }
 
+// restyle applies a change of output, timestamps or color to the lines of every process from
+// their next read on, and to gaffer's events.
+func (s *supervisor) restyle(old, next config.Settings) {
+	if old.Output == next.Output && old.Timestamps == next.Timestamps && old.Color == next.Color {
+		return
+	}
+	format, err := relay.ParseFormat(next.Output)
+	if err != nil {
+		s.warnf("reload: %v", err) // validated by config: not reached
+		return
+	}
+	color := s.cfg.Color
+	if s.cfg.ColorOn != nil {
+		color = s.cfg.ColorOn(next.Color)
+	}
+	st := relay.Style{Format: format, Timestamps: next.Timestamps, Color: color}
+	s.out.SetStyle(st)
+	s.errOut.SetStyle(st)
+}
+
 // keepSettings keeps in next the running values of the settings that cannot change until gaffer
 // starts again, so that the running configuration says what runs (and a later reload compares
 // against that).
@@ -247,6 +268,7 @@ func (s *supervisor) reload(next *config.Config, dryRun bool) (core.ReloadResult
 		return res, nil
 	}
 	keepSettings(&next.Settings, s.cfg.Config.Settings, res.NeedsRestart)
+	s.restyle(s.cfg.Config.Settings, next.Settings)
 	s.applyReload(next, plan)
 	res.Applied = true
 	for _, k := range res.NeedsRestart {

@@ -232,3 +232,17 @@ func TestReloadKeepsSettingsThatNeedARestart(t *testing.T) {
 		t.Fatalf("needs restart %v", res.NeedsRestart)
 	}
 }
+
+func TestReloadChangesOutputLive(t *testing.T) {
+	h := newHarness(t, "[process.w]\ncmd = \"x\"\n", nil).run()
+	next := loadToml(t, "[settings]\ntimestamps = true\n\n[process.w]\ncmd = \"x\"\n")
+	next.Settings.Output = "json"
+	res, err := h.s.reload(next, false)
+	if err != nil || len(res.NeedsRestart) != 0 {
+		t.Fatalf("needs restart %v, err %v", res.NeedsRestart, err)
+	}
+	h.s.out.Event("after")
+	if ev := h.events(); !strings.Contains(ev, `"line":"after"`) {
+		t.Fatalf("events after the reload are not JSON:\n%s", ev)
+	}
+}

@@ -39,6 +39,9 @@ type UpConfig struct {
 	Clock Clock
 	// Reload, when set, reads the configuration's sources again (gaffer reload, reload_signal).
 	Reload func() (*config.Config, error)
+	// ColorOn says whether a color setting (auto, always, never) paints gaffer's output, for a
+	// reload that changes it; nil keeps Color.
+	ColorOn func(setting string) bool
 	// SocketAccess, when set, applies a reload's socket_mode, socket_group and socket_allow_uids
 	// to the API socket while it serves. It is called off the loop.
 	SocketAccess func(next config.Settings) error

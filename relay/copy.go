@@ -200,7 +200,8 @@ func growPipe(f any, size int) error {
 type stream struct {
 	w       *Writer
 	src     Source
-	json    bool
+	style   *Style   // the style head was built for
+	json    bool     // style.Format == JSON
 	width   int      // the name width head was built for
 	stamp   int64    // the time head was built for, in Unix milliseconds
 	built   bool     // head and tail are built
@@ -213,22 +214,26 @@ type stream struct {
 }
 
 func newStream(w *Writer, src Source, size int) *stream {
-	return &stream{w: w, src: src, json: w.format == JSON, out: make([]byte, 0, size)}
+	return &stream{w: w, src: src, out: make([]byte, 0, size)}
 }
 
 // begin starts the lines of one read: it rebuilds head when the name width or the timestamp
 // changed. A timestamp is taken once per read, not per line.
 func (s *stream) begin() {
 	width := int(s.w.width.Load())
+	if st := s.w.style.Load(); st != s.style {
+		s.style, s.built, s.json = st, false, st.Format == JSON
+	}
+	st := s.style
 	var now time.Time
 	var stamp int64
 	switch {
-	case s.w.format == Raw:
+	case st.Format == Raw:
 		if !s.built {
 			s.head, s.tail, s.built, s.short16 = nil, []byte{'\n'}, true, true
 		}
 		return
-	case s.json || s.w.timestamps:
+	case s.json || st.Timestamps:
 		now = s.w.now()
 		stamp = now.UnixMilli()
 		if s.built && stamp == s.stamp && (s.json || width == s.width) {
@@ -252,12 +257,12 @@ func (s *stream) begin() {
 		s.tail = []byte("\"}\n")
 		return
 	}
-	if s.w.color {
+	if st.Color {
 		s.head = append(s.head, "\x1b["...)
 		s.head = append(s.head, colorCode(s.src.Color)...)
 		s.head = append(s.head, 'm')
 	}
-	if s.w.timestamps {
+	if st.Timestamps {
 		s.head = appendTime(s.head, now)
 		s.head = append(s.head, ' ')
 	}
@@ -266,7 +271,7 @@ func (s *stream) begin() {
 		s.head = append(s.head, ' ')
 	}
 	s.head = append(s.head, " | "...)
-	if s.w.color {
+	if st.Color {
 		s.head = append(s.head, "\x1b[0m"...)
 	}
 	s.tail = []byte{'\n'}

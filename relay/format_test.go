@@ -299,3 +299,35 @@ func replaceEach(p []byte) string {
 	}
 	return b.String()
 }
+
+func TestSetStyleChangesRunningStreams(t *testing.T) {
+	var buf bytes.Buffer
+	w := NewWriter(&buf, Options{Format: Prefix, Now: func() time.Time { return time.Date(2026, 1, 2, 3, 4, 5, 6e6, time.UTC) }})
+	pr, pw := io.Pipe()
+	done := make(chan error, 1)
+	go func() { done <- w.Copy(pr, Source{Name: "web", Pid: 7, Stream: "out"}) }()
+	io.WriteString(pw, "one\n")
+	testutil.WaitFor(t, 10*time.Second, "one", func() bool { return strings.Contains(w.snapshot(&buf), "one") })
+	w.SetStyle(Style{Format: JSON})
+	io.WriteString(pw, "two\n")
+	testutil.WaitFor(t, 10*time.Second, "two", func() bool { return strings.Contains(w.snapshot(&buf), "two") })
+	w.SetStyle(Style{Format: Prefix, Timestamps: true})
+	io.WriteString(pw, "three\n")
+	pw.Close()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	want := "web    | one\n" +
+		`{"time":"2026-01-02T03:04:05.006Z","name":"web","pid":7,"stream":"out","line":"two"}` + "\n" +
+		"2026-01-02T03:04:05.006Z web    | three\n"
+	if got := w.snapshot(&buf); got != want {
+		t.Fatalf("got\n%s\nwant\n%s", got, want)
+	}
+}
+
+// snapshot reads buf under the Writer's lock.
+func (w *Writer) snapshot(buf *bytes.Buffer) string {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return buf.String()
+}

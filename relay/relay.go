@@ -141,11 +141,11 @@ type Source struct {
 // Writer is a destination shared by the streams of all processes. Its methods are safe for
 // concurrent use.
 type Writer struct {
-	format     Format
-	timestamps bool
-	color      bool
-	now        func() time.Time
-	width      atomic.Int64 // read by every Copy at each read, so that SetNameWidth needs no lock
+	// style is how lines look (format, timestamps, colour): read by every Copy at each read,
+	// like width, so that SetStyle changes the output of running processes without a lock.
+	style atomic.Pointer[Style]
+	now   func() time.Time
+	width atomic.Int64 // read by every Copy at each read, so that SetNameWidth needs no lock
 
 	mu  sync.Mutex
 	w   io.Writer // guarded by mu
@@ -184,18 +184,27 @@ const (
 // NewWriter returns a Writer that writes formatted lines to w.
 func NewWriter(w io.Writer, opts Options) *Writer {
 	wr := &Writer{
-		format:     opts.Format,
-		timestamps: opts.Timestamps,
-		color:      opts.Color,
-		now:        opts.Now,
-		w:          w,
+		now: opts.Now,
+		w:   w,
 	}
+	wr.SetStyle(Style{Format: opts.Format, Timestamps: opts.Timestamps, Color: opts.Color})
 	if wr.now == nil {
 		wr.now = time.Now
 	}
 	wr.SetNameWidth(opts.NameWidth)
 	return wr
 }
+
+// Style is how a Writer formats lines: Options' Format, Timestamps and Color.
+type Style struct {
+	Format     Format
+	Timestamps bool
+	Color      bool
+}
+
+// SetStyle changes how lines are formatted from the next read of every stream on (a reload of
+// gaffer's output settings).
+func (w *Writer) SetStyle(s Style) { w.style.Store(&s) }
 
 // SetNameWidth sets the width names are padded to (at least len(EventName)), e.g. when instances
 // are added. Streams being copied pick it up at their next read.
