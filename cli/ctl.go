@@ -24,6 +24,7 @@ import (
 	"gaffer/stats"
 
 	"github.com/urfave/cli/v2"
+	"golang.org/x/sys/unix"
 )
 
 // defaultSocket is where gaffer listens when it is PID 1 or runs `gaffer up`.
@@ -138,6 +139,14 @@ func findSocket(ctx context.Context, cands []socketCandidate) (string, error) {
 				continue
 			}
 		}
+		// A socket someone else made where gaffer's could be ($XDG_RUNTIME_DIR=/tmp, say) would
+		// get this client's stdin writes and answer its health checks: only root's or ours.
+		if err := trustedOwner(c.path, os.Geteuid()); err != nil {
+			if first == nil {
+				first = err
+			}
+			continue
+		}
 		conn, err := d.DialContext(ctx, "unix", c.path)
 		if err == nil {
 			conn.Close()
@@ -151,6 +160,19 @@ func findSocket(ctx context.Context, cands []socketCandidate) (string, error) {
 		return "", first
 	}
 	return "", fmt.Errorf("no gaffer socket found (tried: %s)", strings.Join(tried, ", "))
+}
+
+// trustedOwner refuses a socket at path that belongs to neither root nor uid; a path with nothing
+// there passes (the connection then fails as it would).
+func trustedOwner(path string, uid int) error {
+	var st unix.Stat_t
+	if err := unix.Lstat(path, &st); err != nil {
+		return nil
+	}
+	if st.Uid != 0 && int(st.Uid) != uid {
+		return fmt.Errorf("refusing %s: it belongs to uid %d, neither root nor you (uid %d)", path, st.Uid, uid)
+	}
+	return nil
 }
 
 // do sends one request on the socket connect found and returns the status and body; err is a

@@ -429,6 +429,26 @@ func TestFindSocket(t *testing.T) {
 	}
 }
 
+func TestFindSocketRefusesAStrangersSocket(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root to give a socket to another uid")
+	}
+	dir := t.TempDir()
+	liveSocket(t, filepath.Join(dir, "theirs.sock"))
+	liveSocket(t, filepath.Join(dir, "ours.sock"))
+	if err := os.Lchown(filepath.Join(dir, "theirs.sock"), 65534, 65534); err != nil {
+		t.Fatal(err)
+	}
+	cands := []socketCandidate{{path: filepath.Join(dir, "theirs.sock")}, {path: filepath.Join(dir, "ours.sock")}}
+	if got, err := findSocket(context.Background(), cands); err != nil || got != cands[1].path {
+		t.Fatalf("found %q, %v", got, err)
+	}
+	_, err := findSocket(context.Background(), cands[:1])
+	if err == nil || !strings.Contains(err.Error(), "belongs to uid 65534, neither root nor you") {
+		t.Fatalf("err %v", err)
+	}
+}
+
 // TestListenDefaultFallback: when gaffer cannot listen at the default path it listens at the first
 // fallback it can use and says where in one line; a private directory that fails the rules is
 // passed over; a live default path is no reason to fall back; with nowhere to go it is one warning.

@@ -98,11 +98,14 @@ func (s *supervisor) health(level string, names []string) (core.HealthReport, er
 		}
 	}
 	for _, in := range insts {
+		if in.retire && len(names) == 0 {
+			continue // a reload is removing it
+		}
 		switch {
 		case in.state == stateFatal:
 			fail(in, "is fatal (exit code %d)", in.code)
 			continue
-		case in.health.status == core.HealthUnhealthy && hasHealth(in.cfg):
+		case in.health.status == core.HealthUnhealthy && hasHealth(in.cfg) && in.proc != nil:
 			fail(in, "is unhealthy: %s", in.health.lastErr)
 			continue
 		}

@@ -22,9 +22,12 @@ type healthState struct {
 	lastErr  string    // the last failure's reason
 	failed   uint64    // every failed check that counted, since gaffer started
 	since    time.Time // when the checks began in this run: failures within health_start do not count
-	seq      int       // the check under way, for its timeout and result
+	seq      int       // the check under way (and its timers): older results and timers are stale
 	probe    child     // an exec check running
 	cancel   context.CancelFunc
+	// timer is the next check's, or the exec check's timeout: one at a time, kept here rather
+	// than in the run's timers, which would grow by one per check for as long as the run lasts.
+	timer Timer
 }
 
 // hasHealth reports whether p is checked for liveness.
@@ -44,12 +47,33 @@ func (s *supervisor) healthEntered(in *instance, next state) {
 	case stateRunning, stateReady:
 		in.health.status, in.health.failures, in.health.lastErr = core.HealthUnknown, 0, ""
 		in.health.since = s.clock.Now()
-		s.after(in, in.cfg.HealthInterval, evHealth)
+		s.healthAfter(in, in.cfg.HealthInterval, evHealth)
+	case stateHeld, stateExited, stateFatal:
+		// Not running: nothing to be healthy or not (a held process must not fail alive).
+		in.health.status, in.health.failures = core.HealthUnknown, 0
 	}
 }
 
-// forgetHealth stops the check under way: forget's part for the checks.
+// healthAfter arms in's one health timer: kind after d, for the next check (a new seq) or the
+// timeout of the check under way.
+func (s *supervisor) healthAfter(in *instance, d time.Duration, kind eventKind) {
+	if in.health.timer != nil {
+		in.health.timer.Stop()
+	}
+	if kind == evHealth {
+		in.health.seq++
+	}
+	ev := event{kind: kind, inst: in, gen: in.gen, seq: in.health.seq}
+	in.health.timer = s.clock.AfterFunc(d, func() { s.post(ev) })
+}
+
+// forgetHealth stops the check under way and the next one: forget's part for the checks.
 func (s *supervisor) forgetHealth(in *instance) {
+	in.health.seq++ // whatever is still in flight is stale
+	if in.health.timer != nil {
+		in.health.timer.Stop()
+		in.health.timer = nil
+	}
 	if in.health.cancel != nil {
 		in.health.cancel()
 		in.health.cancel = nil
@@ -67,7 +91,7 @@ func (s *supervisor) checkHealth(in *instance) {
 	if !hasHealth(in.cfg) || !(in.state == stateRunning || in.state == stateReady) || in.health.probe != nil || in.health.cancel != nil {
 		return
 	}
-	in.health.seq++
+	in.health.timer = nil // it fired: this check
 	seq, probe := in.health.seq, in.cfg.Health
 	if probe.Kind == config.ProbeExec {
 		p, err := s.launch.startProbe(in, probe.Target)
@@ -76,8 +100,7 @@ func (s *supervisor) checkHealth(in *instance) {
 			return
 		}
 		in.health.probe = p
-		ev := event{kind: evHealthTimeout, inst: in, gen: in.gen, seq: seq}
-		in.timers = append(in.timers, s.clock.AfterFunc(in.cfg.HealthTimeout, func() { s.post(ev) }))
+		s.healthAfter(in, in.cfg.HealthTimeout, evHealthTimeout)
 		return
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), in.cfg.HealthTimeout)
@@ -98,18 +121,21 @@ func (s *supervisor) checkHealth(in *instance) {
 // onHealthEvent handles the checks' timers and results of the current run.
 func (s *supervisor) onHealthEvent(ev event) {
 	in := ev.inst
+	if ev.seq != in.health.seq {
+		return // of a check, or a timer, that was forgotten
+	}
 	switch ev.kind {
 	case evHealth:
 		s.checkHealth(in)
 	case evHealthResult:
-		if ev.seq != in.health.seq || in.health.cancel == nil {
+		if in.health.cancel == nil {
 			return
 		}
 		in.health.cancel()
 		in.health.cancel = nil
 		s.onHealthResult(in, ev.err)
 	case evHealthTimeout:
-		if ev.seq != in.health.seq || in.health.probe == nil {
+		if in.health.probe == nil {
 			return
 		}
 		_ = in.health.probe.SignalGroup(unix.SIGKILL)
@@ -128,6 +154,10 @@ func (s *supervisor) collectHealth(in *instance) {
 	case e := <-in.health.probe.Exit():
 		in.health.probe.Release()
 		in.health.probe = nil
+		if in.health.timer != nil { // its timeout
+			in.health.timer.Stop()
+			in.health.timer = nil
+		}
 		var err error
 		if c := e.Code(); c != 0 {
 			err = fmt.Errorf("exit %d%s", c, describeCode(c))
@@ -179,7 +209,7 @@ func (s *supervisor) onHealthResult(in *instance, err error) {
 			}
 		}
 	}
-	s.after(in, in.cfg.HealthInterval, evHealth)
+	s.healthAfter(in, in.cfg.HealthInterval, evHealth)
 }
 
 // shortError is a check's failure without the parts every one repeats: "connect: connection

@@ -205,8 +205,12 @@ func (s *supervisor) Reload(ctx context.Context, dryRun bool) (core.ReloadResult
 	if s.cfg.Reload == nil {
 		return res, fmt.Errorf("this gaffer has no configuration to read again: %w", core.ErrConflict)
 	}
-	s.reloadMu.Lock()
-	defer s.reloadMu.Unlock()
+	select { // one reload at a time; a caller that gives up waiting is not held
+	case s.reloadSem <- struct{}{}:
+		defer func() { <-s.reloadSem }()
+	case <-ctx.Done():
+		return res, ctx.Err()
+	}
 	next, err := s.cfg.Reload()
 	if err != nil {
 		res.Errors = errorLines(err)
@@ -218,7 +222,7 @@ func (s *supervisor) Reload(ctx context.Context, dryRun bool) (core.ReloadResult
 		return res, nil
 	}
 	var applyErr error
-	prev := s.cfg.Config.Settings // only the loop writes it, and reloads are serialised by reloadMu
+	prev := s.cfg.Config.Settings // only the loop writes it, and reloads are serialised by reloadSem
 	if e := s.call(ctx, func() { res, applyErr = s.reload(next, dryRun) }); e != nil {
 		return res, e
 	}
@@ -261,6 +265,13 @@ func (s *supervisor) reload(next *config.Config, dryRun bool) (core.ReloadResult
 	}
 	plan := diffProcesses(s.cfg.Config, next)
 	for _, p := range plan {
+		for _, in := range s.insts {
+			if in.retire && in.cfg.Name == p.name && p.action != reloadRemove {
+				return res, fmt.Errorf("%s is still being removed by an earlier reload: try again once it is gone: %w", p.name, core.ErrConflict)
+			}
+		}
+	}
+	for _, p := range plan {
 		res.Plan = append(res.Plan, core.ReloadStep{Name: p.name, Action: p.action, Why: p.why()})
 	}
 	res.NeedsRestart = settingsNeedingRestart(s.cfg.Config.Settings, next.Settings)
@@ -296,6 +307,12 @@ func (s *supervisor) applyReload(next *config.Config, plan []processPlan) {
 			in.retire = true
 			s.out.Event("%s: removing (%s)", in.name, p.why())
 			continue
+		case reloadUpdate:
+			if in.state == stateStarting && in.proc != nil && slices.Contains(p.changed, "ready") {
+				// Its readiness is being asked the old way (a log: watch exists only from the
+				// start): a new ready is a new start.
+				s.stopInstance(in, stopReload)
+			}
 		case reloadRestart:
 			if in.proc != nil && in.state != stateStopping {
 				// With its old stop signal and timeout; it starts again with the new configuration.
@@ -394,7 +411,6 @@ func (s *supervisor) reconfigure(in *instance, prev *config.Process) {
 		s.forgetHealth(in)
 		in.health.status = ""
 	}
-	// A readiness probe under way goes on as it began: a new ready applies from the next run.
 }
 
 // retireSome stops the instances a reload removes, dependents first: the highest level that has

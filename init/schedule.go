@@ -65,12 +65,15 @@ func (s *supervisor) onScheduled(ev event) {
 	case in.proc != nil || in.state == stateStopping || in.state == stateStarting:
 		s.out.Event("%s: run of %s skipped: the previous run is still going", in.name, due.Format(time.DateTime))
 		s.emit("skip", in, -1, "previous run still going")
-	case in.state == stateHeld:
-	case in.state == statePending && s.blocked(in):
+	case in.state == stateHeld || in.state == stateBackoff || in.retire:
 	default:
+		// Through pending, so that the run waits for its dependencies like any start.
+		if in.state != statePending {
+			s.to(in, statePending, "", -1, "")
+		}
 		in.sched.due = true
 		in.hist.delay = in.cfg.Backoff
-		s.start(in)
+		s.starting = true
 	}
 }
 

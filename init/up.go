@@ -157,17 +157,17 @@ type supervisor struct {
 	debugf Logf
 	warnf  Logf
 
-	stopping *shutdownState // the ordered shutdown, once begun
-	failure  int            // code of the last failure, 0 if none
-	sweep    *sweep         // after the last level: the leftovers' stop
-	draining *drainState    // settings.drain under way (drain.go)
-	drainSeq int
-	reloadMu sync.Mutex                         // one reload at a time, from reading the files to applying them
-	strays   []child                            // probe children no longer wanted, still to be collected
-	starting bool                               // pending instances may be startable: startSome has work
-	ready    chan struct{}                      // closed at once: always ready in a select
-	trace    func(in *instance, from, to state) // every transition, for tests
-	pids     map[string]int                     // Pids' answer, until a process changes (setProc); never modified
+	stopping  *shutdownState // the ordered shutdown, once begun
+	failure   int            // code of the last failure, 0 if none
+	sweep     *sweep         // after the last level: the leftovers' stop
+	draining  *drainState    // settings.drain under way (drain.go)
+	drainSeq  int
+	reloadSem chan struct{}                      // one reload at a time, from reading the files to applying them
+	strays    []child                            // probe children no longer wanted, still to be collected
+	starting  bool                               // pending instances may be startable: startSome has work
+	ready     chan struct{}                      // closed at once: always ready in a select
+	trace     func(in *instance, from, to state) // every transition, for tests
+	pids      map[string]int                     // Pids' answer, until a process changes (setProc); never modified
 
 	relays sync.WaitGroup // output being copied; waited for before gaffer exits
 
@@ -190,7 +190,7 @@ func newSupervisor(cfg UpConfig, r *reaper.Reaper, launch func(*supervisor) laun
 	s := &supervisor{
 		cfg: cfg, clock: clock, r: r, events: make(chan event, 1024),
 		debugf: orSilent(cfg.Debugf), warnf: orSilent(cfg.Warnf),
-		loopCalls: newLoopCalls(), startedAt: clock.Now(), ready: make(chan struct{}),
+		loopCalls: newLoopCalls(), startedAt: clock.Now(), ready: make(chan struct{}), reloadSem: make(chan struct{}, 1),
 	}
 	close(s.ready)
 	opts := relay.Options{Format: format, Timestamps: settings.Timestamps, Color: cfg.Color}
@@ -410,7 +410,7 @@ func (s *supervisor) startSome() {
 	}
 	n := 0
 	for _, in := range slices.Clone(s.insts) {
-		if in.state != statePending || (scheduled(in) && !in.sched.due) {
+		if in.state != statePending || (scheduled(in) && !in.sched.due) || in.retire {
 			continue
 		}
 		if s.blocked(in) {
@@ -445,6 +445,7 @@ func (s *supervisor) startSome() {
 // start spawns in and starts its readiness probe.
 func (s *supervisor) start(in *instance) {
 	s.forget(in)
+	in.sched.due = false // a scheduled run is due once; the next waits for its time
 	in.started = s.clock.Now()
 	in.killed, in.stop, in.probeErr = false, stopNone, nil
 	if in.cfg.Ready.Kind == config.ProbeLog {
@@ -568,7 +569,7 @@ func (s *supervisor) onEvent(ev event) {
 	}
 	switch ev.kind {
 	case evRestart:
-		if in.state == stateBackoff && s.stopping == nil {
+		if in.state == stateBackoff && s.stopping == nil && !in.retire {
 			s.start(in)
 		}
 	case evProbe:
@@ -704,6 +705,20 @@ func (s *supervisor) collect() {
 		}
 	})
 	for _, in := range slices.Clone(s.insts) {
+		// The process's exit first: a probe's verdict must never act on a process already reaped
+		// (its exit forgets the probes of its run).
+		if in.proc != nil {
+			select {
+			case e := <-in.proc.Exit():
+				s.exitReason(in, e) // exit, signal or oom, said before the exit line (oom.go)
+				s.emit("exit", in, e.Code(), "")
+				in.proc.Release()
+				s.setProc(in, nil)
+				s.launch.ended(in)
+				s.exit(in, e.Code())
+			default:
+			}
+		}
 		s.collectHealth(in)
 		if in.probe != nil {
 			select {
@@ -718,19 +733,6 @@ func (s *supervisor) collect() {
 			default:
 			}
 		}
-		if in.proc == nil {
-			continue
-		}
-		select {
-		case e := <-in.proc.Exit():
-			s.exitReason(in, e) // exit, signal or oom, said before the exit line (oom.go)
-			s.emit("exit", in, e.Code(), "")
-			in.proc.Release()
-			s.setProc(in, nil)
-			s.launch.ended(in)
-			s.exit(in, e.Code())
-		default:
-		}
 	}
 }
 
@@ -739,6 +741,13 @@ func (s *supervisor) collect() {
 func (s *supervisor) exit(in *instance, code int) {
 	in.code = code
 	stop, killed := in.stop, in.killed
+	if in.retire {
+		// A reload removes it: whatever ended it, it is not restarted (reload.go).
+		stop = stopRemove
+		if in.state != stateStopping {
+			s.to(in, stateExited, "", -1, "") // it ended by itself before its turn to stop
+		}
+	}
 	s.forget(in)
 	in.stop, in.killed = stopNone, false
 	s.out.Event("%s exited with code %d%s", in.name, code, describeCode(code))

@@ -273,6 +273,9 @@ func (s *supervisor) startOne(in *instance) error {
 	if in.proc != nil || in.state == stateStopping {
 		return fmt.Errorf("%s is already running: %w", in.name, core.ErrConflict)
 	}
+	if in.retire {
+		return fmt.Errorf("%s is being removed by a reload: %w", in.name, core.ErrConflict)
+	}
 	in.hist.delay = in.cfg.Backoff
 	s.start(in) // forgets a pending restart of the old run
 	return nil
@@ -422,6 +425,9 @@ func (s *supervisor) scale(name string, n int) error {
 	if cfg == nil {
 		return fmt.Errorf("no process %q: %w", name, core.ErrNotFound)
 	}
+	if !cfg.Schedule.IsZero() && n > 1 {
+		return fmt.Errorf("%s runs on a schedule: one instance at most: %w", name, core.ErrBadRequest)
+	}
 	var live []*instance
 	last, total := -1, 0 // where new instances go: after the group's last, else at the end
 	used := map[int]bool{}
@@ -456,6 +462,9 @@ func (s *supervisor) scale(name string, n int) error {
 		in := s.newInstance(cfg, k)
 		s.insts = slices.Insert(s.insts, last+1, in)
 		last++
+		if scheduled(in) {
+			s.armSchedule(in, s.clock.Now())
+		}
 	}
 	for _, in := range live[min(n, len(live)):] {
 		if in.proc != nil {
