@@ -44,8 +44,10 @@ after = ["web"]
 			out.event(ready, "dep started (pid ")
 			out.await(ready, "dep", "dep up")
 			if tt.stdout {
-				// The two writes make one line, after the line that did not match.
-				first := out.await(started, "web", "not listening yet")
+				// The two writes make one line, after the line that did not match. Output may come
+				// before the event of its start (events and output are written apart), so from
+				// the top.
+				first := out.await(-1, "web", "not listening yet")
 				if i := out.await(first, "web", ""); out.lines[i] != "web | listening" {
 					t.Fatalf("the line came as %q, want %q:\n%s", out.lines[i], "web | listening", out)
 				}
