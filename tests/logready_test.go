@@ -42,7 +42,7 @@ after = ["web"]
 			started := out.event(-1, "web started (pid ")
 			ready := out.event(started, "web ready")
 			out.event(ready, "dep started (pid ")
-			out.await(ready, "dep", "dep up")
+			out.await(-1, "dep", "dep up") // output and events are written apart: no order between them
 			if tt.stdout {
 				// The two writes make one line, after the line that did not match. Output may come
 				// before the event of its start (events and output are written apart), so from
