@@ -149,7 +149,15 @@ func TestLayersUp(t *testing.T) {
 		})
 	}
 	// The base alone: worker runs, and web waits for it.
+	// The two processes' lines may come in either order: each has its own pipe.
 	g := startGaffer(t, startOpts{dir: dir}, "up", "-c", "gaffer.toml")
-	g.expectLine("worker | worker started", 20*time.Second)
-	g.expectLine("web    | mode=base level=base", 20*time.Second)
+	lines, _ := collect(t, g, 20*time.Second)
+	for _, want := range []string{"worker | worker started", "web    | mode=base level=base"} {
+		if !slices.Contains(lines, want) {
+			t.Errorf("no %q in:\n%s", want, strings.Join(lines, "\n"))
+		}
+	}
+	if w, s := index(lines, "gaffer", "web started (pid "), index(lines, "gaffer", "worker started (pid "); w < 0 || s < 0 || w < s {
+		t.Errorf("web did not start after worker:\n%s", strings.Join(lines, "\n"))
+	}
 }
