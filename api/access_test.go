@@ -289,8 +289,11 @@ func TestSetAccessPeerUID(t *testing.T) {
 	select {
 	case err := <-done:
 		var ee *exec.ExitError
-		if !errors.As(err, &ee) || ee.ExitCode() != 18 { // CURLE_PARTIAL_FILE: the chunked body was cut
-			t.Errorf("curl following as uid 65534: %v %s; want exit 18", err, errb.String())
+		// 18 (CURLE_PARTIAL_FILE): the chunked body was cut; 52 (CURLE_GOT_NOTHING): cut before
+		// curl read the answer's head, which the server may not have sent yet when the backend's
+		// stream began. Either is the connection cut.
+		if !errors.As(err, &ee) || (ee.ExitCode() != 18 && ee.ExitCode() != 52) {
+			t.Errorf("curl following as uid 65534: %v %s; want exit 18 or 52", err, errb.String())
 		}
 	case <-time.After(10 * time.Second):
 		t.Fatal("curl following as uid 65534 still runs")
