@@ -1,6 +1,11 @@
 package stats
 
 import (
+	"bytes"
+	"io"
+	"os"
+	"path/filepath"
+	"strconv"
 	"time"
 
 	"gaffer/cgroup"
@@ -36,10 +41,53 @@ func (s *containerState) init(now time.Time) {
 
 // use reads cg from now on (tests give fixture directories).
 func (s *containerState) use(cg *cgroup.Cgroup, now time.Time) {
-	s.cg, s.lastCPU, s.lastTime = cg, 0, now
-	if st, err := cg.Read(); err == nil && st.CPU != nil {
-		s.lastCPU = st.CPU.UsageSeconds
+	s.cg, s.lastCPU, s.lastTime = cg, cpuUsage(cg), now
+}
+
+// cpuUsage returns the cpu seconds cg has used, as cgroup.Read's CPU.UsageSeconds, 0 when they
+// cannot be read. It reads the one file that holds them (cpu.stat on v2, cpuacct.usage on v1):
+// gaffer as PID 1 makes its Collector before it starts the child, and cgroup.Read reads a dozen
+// files for this baseline (0.23 ms of NewCollector's 0.29 ms on this VM).
+func cpuUsage(cg *cgroup.Cgroup) float64 {
+	if cg.Version == 2 {
+		b, err := readSmall(filepath.Join(cg.Unified, "cpu.stat"))
+		if err != nil {
+			return 0
+		}
+		for line := range bytes.Lines(b) {
+			k, v, ok := bytes.Cut(bytes.TrimSpace(line), []byte{' '})
+			if !ok || string(k) != "usage_usec" {
+				continue
+			}
+			if n, err := strconv.ParseUint(string(bytes.TrimSpace(v)), 10, 64); err == nil {
+				return float64(n) / 1e6
+			}
+		}
+		return 0
 	}
+	dir := cg.V1[cgroup.CPUAcct]
+	if dir == "" {
+		return 0
+	}
+	b, err := readSmall(filepath.Join(dir, "cpuacct.usage"))
+	if err != nil {
+		return 0
+	}
+	ns, err := strconv.ParseUint(string(bytes.TrimSpace(b)), 10, 64)
+	if err != nil {
+		return 0
+	}
+	return float64(ns) / 1e9
+}
+
+// readSmall reads a cgroupfs file of at most 4 KiB.
+func readSmall(path string) ([]byte, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	return io.ReadAll(io.LimitReader(f, 4<<10))
 }
 
 // read reads the container's cgroup into snap, and the cgroups of the processes that have their

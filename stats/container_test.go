@@ -93,3 +93,37 @@ func TestProcessCgroup(t *testing.T) {
 		t.Errorf("other: %+v, want none", e.Memory)
 	}
 }
+
+// TestCPUUsageAsRead: the baseline read from one file is cgroup.Read's usage, on v2 and v1, and 0
+// when the file is missing.
+func TestCPUUsageAsRead(t *testing.T) {
+	dir := t.TempDir()
+	write := func(name, content string) {
+		t.Helper()
+		if err := os.MkdirAll(filepath.Dir(filepath.Join(dir, name)), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(content), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write("v2/cpu.stat", "usage_usec 1234567\nuser_usec 1000000\nnr_periods 0\nnr_throttled 0\nthrottled_usec 0\n")
+	write("v2/cpu.max", "max 100000\n")
+	write("v1/cpuacct/cpuacct.usage", "9876543210\n")
+	v2 := cgroup.V2(filepath.Join(dir, "v2"), filepath.Join(dir, "v2"))
+	v1 := cgroup.V1Dirs(map[string]string{cgroup.CPUAcct: filepath.Join(dir, "v1/cpuacct")},
+		map[string]string{cgroup.CPUAcct: filepath.Join(dir, "v1/cpuacct")}, "")
+	empty := cgroup.V2(filepath.Join(dir, "none"), filepath.Join(dir, "none"))
+	for name, cg := range map[string]*cgroup.Cgroup{"v2": v2, "v1": v1, "none": empty} {
+		want := 0.0
+		if st, err := cg.Read(); err == nil && st.CPU != nil {
+			want = st.CPU.UsageSeconds
+		}
+		if got := cpuUsage(cg); got != want {
+			t.Errorf("%s: cpuUsage %v, cgroup.Read %v", name, got, want)
+		}
+		if name != "none" && want == 0 {
+			t.Errorf("%s: the fixture reads as no usage", name)
+		}
+	}
+}
