@@ -1,7 +1,6 @@
 package sdnotify
 
 import (
-	"crypto/rand"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -34,7 +33,7 @@ func Listen() (*Socket, error) {
 	var err error
 	for range 8 {
 		var b [6]byte
-		if _, err = rand.Read(b[:]); err != nil {
+		if _, err = unix.Getrandom(b[:], 0); err != nil { // not crypto/rand: see sockfile
 			break
 		}
 		addr := "@gaffer-" + strconv.Itoa(os.Getpid()) + "-" + hex.EncodeToString(b[:]) + "-notify"

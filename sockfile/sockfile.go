@@ -26,7 +26,6 @@
 package sockfile
 
 import (
-	"crypto/rand"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -359,8 +358,10 @@ func makePrivateDir(dir int, name string) (fd int, privName string, err error) {
 	}
 	for range 16 {
 		var b [6]byte
-		if _, err := rand.Read(b[:]); err != nil {
-			return -1, "", err
+		// getrandom(2) rather than crypto/rand, which would link its DRBG into the -tags
+		// gaffer_notls build for nothing else (160 kB). Up to 256 bytes it is never short.
+		if _, err := unix.Getrandom(b[:], 0); err != nil {
+			return -1, "", fmt.Errorf("getrandom: %w", err)
 		}
 		privName = prefix + ".gaffer-" + hex.EncodeToString(b[:])
 		err = unix.Mkdirat(dir, privName, 0o700)
