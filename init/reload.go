@@ -325,29 +325,22 @@ func (s *supervisor) applyReload(next *config.Config, plan []processPlan) {
 		in.cfg = p.next
 		s.reconfigure(in, prev)
 	}
-	// The new configuration owns the instances from here; scale and find go by it.
+	// The new configuration owns the instances from here (their cfg points into it): scale and
+	// find go by it.
 	s.cfg.Config = next
-	cfg := next
-	s.levels = levels(cfg.Processes)
-	byName := map[string]*config.Process{}
-	for i := range cfg.Processes {
-		byName[cfg.Processes[i].Name] = &cfg.Processes[i]
-	}
+	s.levels = levels(next.Processes)
 	for _, in := range s.insts {
 		if !in.retire {
-			in.cfg = byName[in.cfg.Name]
 			in.level = s.levels[in.cfg.Name]
 		}
 	}
 	// Instances in the new file order, those being removed last.
 	var insts []*instance
-	for i := range cfg.Processes {
-		p := &cfg.Processes[i]
-		have := 0
+	for i := range next.Processes {
+		p := &next.Processes[i]
 		for _, in := range s.insts {
 			if !in.retire && in.cfg == p {
 				insts = append(insts, in)
-				have++
 			}
 		}
 		if steps[p.Name].action == reloadAdd {
