@@ -1,8 +1,6 @@
 package pid1
 
 import (
-	"fmt"
-	"slices"
 	"syscall"
 	"time"
 
@@ -15,7 +13,6 @@ import (
 // drainState is the drain under way (settings.drain): gaffer answers not ready while its
 // processes keep running, so that a load balancer stops sending before anything stops.
 type drainState struct {
-	until time.Time
 	timer Timer
 	seq   int
 }
@@ -38,7 +35,7 @@ func (s *supervisor) requestStop(drain bool) {
 		return
 	}
 	s.drainSeq++
-	s.draining = &drainState{until: s.clock.Now().Add(d), seq: s.drainSeq}
+	s.draining = &drainState{seq: s.drainSeq}
 	ev := event{kind: evDrainEnd, seq: s.drainSeq}
 	s.draining.timer = s.clock.AfterFunc(d, func() { s.post(ev) })
 	s.out.Event("draining for %v", d)
@@ -59,80 +56,6 @@ func (s *supervisor) endDrain() {
 		s.draining.timer.Stop()
 		s.draining = nil
 	}
-}
-
-// health answers a health question on the loop (see core.LevelAlive and core.LevelReady).
-func (s *supervisor) health(level string, names []string) (core.HealthReport, error) {
-	if level != core.LevelAlive && level != core.LevelReady {
-		return core.HealthReport{}, fmt.Errorf("level %q: want alive or ready: %w", level, core.ErrBadRequest)
-	}
-	insts := s.insts
-	if len(names) > 0 {
-		insts = nil
-		for _, n := range names {
-			found := s.find(n)
-			if len(found) == 0 {
-				return core.HealthReport{}, fmt.Errorf("no process %q: %w", n, core.ErrNotFound)
-			}
-			for _, in := range found {
-				if !slices.Contains(insts, in) {
-					insts = append(insts, in)
-				}
-			}
-		}
-	}
-	r := core.HealthReport{Level: level, Draining: s.draining != nil, Stopping: s.stopping != nil, Failing: []core.HealthFailure{}}
-	fail := func(in *instance, format string, args ...any) {
-		f := core.HealthFailure{Reason: fmt.Sprintf(format, args...)}
-		if in != nil {
-			f.Name = in.name
-		}
-		r.Failing = append(r.Failing, f)
-	}
-	if level == core.LevelReady {
-		switch {
-		case r.Stopping:
-			fail(nil, "stopping")
-		case r.Draining:
-			fail(nil, "draining")
-		}
-	}
-	for _, in := range insts {
-		if in.retire && len(names) == 0 {
-			continue // a reload is removing it
-		}
-		switch {
-		case in.state == stateFatal:
-			fail(in, "is fatal (exit code %d)", in.code)
-			continue
-		case in.health.status == core.HealthUnhealthy && hasHealth(in.cfg) && in.proc != nil:
-			fail(in, "is unhealthy: %s", in.health.lastErr)
-			continue
-		}
-		if level != core.LevelReady || in.cfg.Detach || scheduled(in) {
-			continue
-		}
-		if in.cfg.Oneshot {
-			// A oneshot is ready once it succeeded; unnamed, it does not count (it may be long done).
-			if len(names) > 0 && !s.satisfiedOne(in) {
-				fail(in, "is %s", in.state)
-			}
-			continue
-		}
-		if in.state == stateHeld && len(names) == 0 {
-			continue // stopped on purpose over the API
-		}
-		if !s.isReady(in) {
-			fail(in, "is %s", in.state)
-		}
-	}
-	r.OK, r.Checked = len(r.Failing) == 0, len(insts)
-	return r, nil
-}
-
-// satisfiedOne reports whether one oneshot instance succeeded.
-func (s *supervisor) satisfiedOne(in *instance) bool {
-	return in.state == stateExited && slices.Contains(in.cfg.SuccessCodes, in.code)
 }
 
 // The drain of `gaffer -- CMD` (--drain): a stop signal is held back for the drain, then

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"slices"
 	"time"
 
 	"gaffer/config"
@@ -231,4 +232,78 @@ func healthView(in *instance, p *core.Process) {
 	if p.Health == "" {
 		p.Health = core.HealthUnknown
 	}
+}
+
+// health answers a health question on the loop (see core.LevelAlive and core.LevelReady).
+func (s *supervisor) health(level string, names []string) (core.HealthReport, error) {
+	if level != core.LevelAlive && level != core.LevelReady {
+		return core.HealthReport{}, fmt.Errorf("level %q: want alive or ready: %w", level, core.ErrBadRequest)
+	}
+	insts := s.insts
+	if len(names) > 0 {
+		insts = nil
+		for _, n := range names {
+			found := s.find(n)
+			if len(found) == 0 {
+				return core.HealthReport{}, fmt.Errorf("no process %q: %w", n, core.ErrNotFound)
+			}
+			for _, in := range found {
+				if !slices.Contains(insts, in) {
+					insts = append(insts, in)
+				}
+			}
+		}
+	}
+	r := core.HealthReport{Level: level, Draining: s.draining != nil, Stopping: s.stopping != nil, Failing: []core.HealthFailure{}}
+	fail := func(in *instance, format string, args ...any) {
+		f := core.HealthFailure{Reason: fmt.Sprintf(format, args...)}
+		if in != nil {
+			f.Name = in.name
+		}
+		r.Failing = append(r.Failing, f)
+	}
+	if level == core.LevelReady {
+		switch {
+		case r.Stopping:
+			fail(nil, "stopping")
+		case r.Draining:
+			fail(nil, "draining")
+		}
+	}
+	for _, in := range insts {
+		if in.retire && len(names) == 0 {
+			continue // a reload is removing it
+		}
+		switch {
+		case in.state == stateFatal:
+			fail(in, "is fatal (exit code %d)", in.code)
+			continue
+		case in.health.status == core.HealthUnhealthy && hasHealth(in.cfg) && in.proc != nil:
+			fail(in, "is unhealthy: %s", in.health.lastErr)
+			continue
+		}
+		if level != core.LevelReady || in.cfg.Detach || scheduled(in) {
+			continue
+		}
+		if in.cfg.Oneshot {
+			// A oneshot is ready once it succeeded; unnamed, it does not count (it may be long done).
+			if len(names) > 0 && !s.satisfiedOne(in) {
+				fail(in, "is %s", in.state)
+			}
+			continue
+		}
+		if in.state == stateHeld && len(names) == 0 {
+			continue // stopped on purpose over the API
+		}
+		if !s.isReady(in) {
+			fail(in, "is %s", in.state)
+		}
+	}
+	r.OK, r.Checked = len(r.Failing) == 0, len(insts)
+	return r, nil
+}
+
+// satisfiedOne reports whether one oneshot instance succeeded.
+func (s *supervisor) satisfiedOne(in *instance) bool {
+	return in.state == stateExited && slices.Contains(in.cfg.SuccessCodes, in.code)
 }
