@@ -40,6 +40,26 @@ func (c loopCalls) call(ctx context.Context, f func()) error {
 	}
 }
 
+// callCommitted is call for work that must not be abandoned half way: ctx bounds only the wait
+// for the loop to take f; once taken, it waits for f to finish (or the loop to end), so that
+// the caller never returns while f still runs.
+func (c loopCalls) callCommitted(ctx context.Context, f func()) error {
+	done := make(chan struct{})
+	select {
+	case c.calls <- func() { f(); close(done) }:
+	case <-c.exited:
+		return fmt.Errorf("gaffer is exiting: %w", core.ErrUnavailable)
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	select {
+	case <-done:
+		return nil
+	case <-c.exited:
+		return fmt.Errorf("gaffer is exiting: %w", core.ErrUnavailable)
+	}
+}
+
 // do is call without a caller's deadline: the loop answers at once unless it is gone.
 func (c loopCalls) do(f func()) error { return c.call(context.Background(), f) }
 

@@ -223,7 +223,9 @@ func (s *supervisor) Reload(ctx context.Context, dryRun bool) (core.ReloadResult
 	}
 	var applyErr error
 	prev := s.cfg.Config.Settings // only the loop writes it, and reloads are serialised by reloadSem
-	if e := s.call(ctx, func() { res, applyErr = s.reload(next, dryRun) }); e != nil {
+	// Committed: a caller that gives up must not release reloadSem, or skip SocketAccess, while
+	// the loop still applies the reload.
+	if e := s.callCommitted(ctx, func() { res, applyErr = s.reload(next, dryRun) }); e != nil {
 		return res, e
 	}
 	if res.Applied && s.cfg.SocketAccess != nil && socketAccessChanged(prev, next.Settings) {

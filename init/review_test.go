@@ -162,3 +162,43 @@ func TestReloadRefusedWhileANameIsStillBeingRemoved(t *testing.T) {
 		t.Fatal("re-added while the old one is being removed")
 	}
 }
+
+func TestScheduledRunCutByAReloadStartsAgain(t *testing.T) {
+	job := "[process.job]\ncmd = \"%s\"\noneshot = true\nschedule = \"@every 60s\"\n"
+	h := newHarness(t, strings.Replace(job, "%s", "v1", 1), nil).run()
+	h.advance(60 * time.Second)
+	if h.starts("job") != 1 {
+		t.Fatalf("%d runs at the first tick", h.starts("job"))
+	}
+	h.reload(strings.Replace(job, "%s", "v2", 1), false)
+	if h.starts("job") != 2 || h.inst("job").cfg.Cmd[0] != "v2" {
+		t.Fatalf("the cut run did not start again: %d starts, state %v", h.starts("job"), h.state("job"))
+	}
+}
+
+func TestDependentStartsWhenAScaledAwayInstanceIsGone(t *testing.T) {
+	h := newHarness(t, `
+[process.base]
+cmd = "base"
+numprocesses = 2
+ready = "exec:probe"
+
+[process.web]
+cmd = "web"
+after = ["base"]
+`, nil)
+	h.l.stubborn["base"] = true // base.2 takes its time to go: its exit comes after the scale
+	h.run()
+	probes := h.l.probes["base.1"]
+	probes[len(probes)-1].die(0)
+	h.settle()
+	h.wantState("base.1", stateReady)
+	h.wantState("web", statePending)
+	if err := h.s.scale("base", 1); err != nil {
+		t.Fatal(err)
+	}
+	h.settle()
+	h.wantState("web", statePending)
+	h.exit("base.2", 137)
+	h.wantState("web", stateRunning)
+}

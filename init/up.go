@@ -753,6 +753,9 @@ func (s *supervisor) exit(in *instance, code int) {
 	s.out.Event("%s exited with code %d%s", in.name, code, describeCode(code))
 	if stop == stopReload && s.stopping == nil {
 		in.hist.delay = in.cfg.Backoff
+		if scheduled(in) {
+			in.sched.due = true // the run the reload cut short starts again, not at the next time
+		}
 		s.to(in, statePending, "", -1, "")
 		s.startReady()
 		return
@@ -766,6 +769,7 @@ func (s *supervisor) exit(in *instance, code int) {
 			s.advance()
 		} else {
 			s.retireSome() // a reload's removals, dependents first (reload.go)
+			s.startReady() // what waited for the instances of a process scaled down may start
 			s.checkDone()
 		}
 		return
