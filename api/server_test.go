@@ -153,13 +153,14 @@ func TestIdleTimeout(t *testing.T) {
 
 func TestSlowHeader(t *testing.T) {
 	s := startServer(t, newFakeBackend(2), func(o *Options) { o.HeaderTimeout = 200 * time.Millisecond })
+	// Before the dial: the server's clock starts at its accept, which may come before Dial returns.
+	start := time.Now()
 	c, err := net.Dial("unix", s.Path())
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer c.Close()
 	c.SetDeadline(time.Now().Add(5 * time.Second))
-	start := time.Now()
 	io.WriteString(c, "GET /v1/in")
 	out, err := io.ReadAll(c)
 	if err != nil {
