@@ -757,9 +757,8 @@ func (d *decoder) successCodes(p *Process, k keyPath, v any) {
 	}
 }
 
-// stopSignal reads a signal name or number that ends a process by default. KILL is fine; STOP
-// and the terminal stops only pause it, and CHLD, CONT, URG and WINCH are ignored by default.
-func (d *decoder) stopSignal(k keyPath, v any) (syscall.Signal, bool) {
+// signal reads a signal name (with or without SIG) or number.
+func (d *decoder) signal(k keyPath, v any) (syscall.Signal, bool) {
 	var sig syscall.Signal
 	switch x := v.(type) {
 	case string:
@@ -777,6 +776,16 @@ func (d *decoder) stopSignal(k keyPath, v any) (syscall.Signal, bool) {
 		sig = syscall.Signal(x)
 	default:
 		d.wrongType(k, "a signal name or number", v)
+		return 0, false
+	}
+	return sig, true
+}
+
+// stopSignal reads a signal name or number that ends a process by default. KILL is fine; STOP
+// and the terminal stops only pause it, and CHLD, CONT, URG and WINCH are ignored by default.
+func (d *decoder) stopSignal(k keyPath, v any) (syscall.Signal, bool) {
+	sig, ok := d.signal(k, v)
+	if !ok {
 		return 0, false
 	}
 	switch sig {

@@ -69,23 +69,8 @@ func (d *decoder) health(p *Process, k keyPath, get func(string) (any, keyPath, 
 // cannot be caught or that gaffer keeps (KILL, STOP, CHLD, URG, PIPE, the faults), not one that
 // already stops gaffer (TERM, INT, QUIT), and not a terminal stop, which gaffer passes on.
 func (d *decoder) reloadSignal(k keyPath, v any) (syscall.Signal, bool) {
-	var sig syscall.Signal
-	switch x := v.(type) {
-	case string:
-		s, err := signals.Parse(x)
-		if err != nil {
-			d.errorf(k, "%v", err)
-			return 0, false
-		}
-		sig = s
-	case int64:
-		if x < signals.Min || x > signals.Max {
-			d.errorf(k, "signal number %d out of range %d-%d", x, signals.Min, signals.Max)
-			return 0, false
-		}
-		sig = syscall.Signal(x)
-	default:
-		d.wrongType(k, "a signal name or number", v)
+	sig, ok := d.signal(k, v)
+	if !ok {
 		return 0, false
 	}
 	switch {
