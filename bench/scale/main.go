@@ -55,6 +55,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"gaffer/bench/internal/benchutil"
 	"gaffer/bench/internal/rawhttp"
 	"io"
 	"math"
@@ -634,7 +635,7 @@ func (r *runner) run(ctx context.Context, startOnly bool) (*result, error) {
 	}
 	fmt.Fprintf(os.Stderr, "scale: %d started in %.0f ms\n", n, res.StartAll)
 	if startOnly {
-		res.Load = loadavg()
+		res.Load = benchutil.Loadavg()
 		return res, nil
 	}
 	if err := r.waitChildren(ctx, nil, 10*time.Second); err != nil {
@@ -655,12 +656,12 @@ func (r *runner) run(ctx context.Context, startOnly bool) (*result, error) {
 	}
 
 	// Idle.
-	if !sleep(ctx, r.o.settle) {
+	if !benchutil.Sleep(ctx, r.o.settle) {
 		return nil, errors.New("interrupted")
 	}
 	r.startPerf(ctx, "idle", false)
-	st := status(r.pid)
-	res.VmRSS, res.RssAnon, res.Threads, res.FDs = st["VmRSS"], st["RssAnon"], st["Threads"], countFDs(r.pid)
+	st := benchutil.Status(r.pid)
+	res.VmRSS, res.RssAnon, res.Threads, res.FDs = st["VmRSS"], st["RssAnon"], st["Threads"], benchutil.CountFDs(r.pid)
 	c0, w0, i0 := cpuTicks(r.pid), ctxSwitches(r.pid), time.Now()
 	select {
 	case <-ctx.Done():
@@ -690,7 +691,7 @@ func (r *runner) run(ctx context.Context, startOnly bool) (*result, error) {
 
 	// Storms.
 	for k := range r.o.storms {
-		if !sleep(ctx, time.Second) {
+		if !benchutil.Sleep(ctx, time.Second) {
 			return nil, errors.New("interrupted")
 		}
 		r.startPerf(ctx, fmt.Sprintf("storm%d", k+1), false)
@@ -705,7 +706,7 @@ func (r *runner) run(ctx context.Context, startOnly bool) (*result, error) {
 			break
 		}
 	}
-	res.Load = loadavg()
+	res.Load = benchutil.Loadavg()
 
 	// Shutdown.
 	t1 := time.Now()
@@ -792,7 +793,7 @@ func (r *runner) start(ctx context.Context) (int64, error) {
 	}
 	deadline := time.Now().Add(30 * time.Second)
 	for r.pid == 0 {
-		for _, c := range children(r.unsh.Process.Pid) {
+		for _, c := range benchutil.Children(r.unsh.Process.Pid) {
 			if l, err := os.Readlink(fmt.Sprintf("/proc/%d/exe", c)); err == nil && l != self {
 				r.pid = c
 			}
@@ -910,7 +911,7 @@ func (r *runner) waitChildren(ctx context.Context, old map[int]string, d time.Du
 		if time.Now().After(deadline) {
 			return fmt.Errorf("after %v: %d children, %d zombies, %d killed pids still there", d, kids, zombies, survivors)
 		}
-		if !sleep(ctx, 20*time.Millisecond) {
+		if !benchutil.Sleep(ctx, 20*time.Millisecond) {
 			return errors.New("interrupted")
 		}
 	}
@@ -919,7 +920,7 @@ func (r *runner) waitChildren(ctx context.Context, old map[int]string, d time.Du
 // census counts the init's children, the zombies among them, and those that are in old (the same
 // pid and start time: a pid alone may have been reused already).
 func (r *runner) census(old map[int]string) (kids, zombies, survivors int) {
-	for _, c := range children(r.pid) {
+	for _, c := range benchutil.Children(r.pid) {
 		kids++
 		f := statFields(c)
 		if len(f) > 19 && f[0] == "Z" {
@@ -935,7 +936,7 @@ func (r *runner) census(old map[int]string) (kids, zombies, survivors int) {
 // startTimes maps the init's children to their start times (field 22 of /proc/PID/stat).
 func (r *runner) startTimes() map[int]string {
 	out := map[int]string{}
-	for _, c := range children(r.pid) {
+	for _, c := range benchutil.Children(r.pid) {
 		if f := statFields(c); len(f) > 19 {
 			out[c] = f[19]
 		}
@@ -1082,7 +1083,7 @@ func (r *runner) storm(ctx context.Context, k int) (storm, error) {
 	} else {
 		close(asked)
 	}
-	if !sleep(ctx, time.Second) {
+	if !benchutil.Sleep(ctx, time.Second) {
 		close(stopAsking)
 		<-asked
 		return s, errors.New("interrupted")
@@ -1177,7 +1178,7 @@ func (r *runner) startPerf(ctx context.Context, phase string, system bool) {
 		r.perf = nil
 		return
 	}
-	sleep(ctx, 500*time.Millisecond) // perf takes a moment to attach
+	benchutil.Sleep(ctx, 500*time.Millisecond) // perf takes a moment to attach
 }
 
 // stopPerf ends the perf record under way (SIGINT: it writes its file and exits).
@@ -1452,54 +1453,11 @@ func statFields(pid int) []string {
 	return strings.Fields(string(b[i+2:]))
 }
 
-// status reads the kB and count fields of /proc/PID/status.
-func status(pid int) map[string]int {
-	out := map[string]int{}
-	b, _ := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
-	for _, l := range strings.Split(string(b), "\n") {
-		k, v, ok := strings.Cut(l, ":")
-		if f := strings.Fields(v); ok && len(f) > 0 {
-			out[k], _ = strconv.Atoi(f[0])
-		}
-	}
-	return out
-}
-
-func countFDs(pid int) int {
-	es, _ := os.ReadDir(fmt.Sprintf("/proc/%d/fd", pid))
-	return len(es)
-}
-
-// children lists the children of pid from every thread's children file (a Go program forks from
-// any thread).
-func children(pid int) []int {
-	files, _ := filepath.Glob(fmt.Sprintf("/proc/%d/task/*/children", pid))
-	var out []int
-	for _, f := range files {
-		b, _ := os.ReadFile(f)
-		for _, w := range strings.Fields(string(b)) {
-			if n, err := strconv.Atoi(w); err == nil {
-				out = append(out, n)
-			}
-		}
-	}
-	return out
-}
-
-func loadavg() string {
-	b, _ := os.ReadFile("/proc/loadavg")
-	f := strings.Fields(string(b))
-	if len(f) < 3 {
-		return "?"
-	}
-	return strings.Join(f[:3], " ")
-}
-
 // machine is one line about where the numbers come from.
 func machine() string {
 	var u unix.Utsname
 	_ = unix.Uname(&u)
-	return fmt.Sprintf("kernel %s, %d cpus, load %s", unix.ByteSliceToString(u.Release[:]), numCPU(), loadavg())
+	return fmt.Sprintf("kernel %s, %d cpus, load %s", unix.ByteSliceToString(u.Release[:]), numCPU(), benchutil.Loadavg())
 }
 
 func numCPU() int {
@@ -1508,16 +1466,6 @@ func numCPU() int {
 		return 0
 	}
 	return set.Count()
-}
-
-// sleep waits d and reports whether ctx is still alive.
-func sleep(ctx context.Context, d time.Duration) bool {
-	select {
-	case <-ctx.Done():
-		return false
-	case <-time.After(d):
-		return true
-	}
 }
 
 // tail keeps the last max bytes written to it.

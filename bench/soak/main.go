@@ -43,6 +43,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"gaffer/bench/internal/benchutil"
 	"io"
 	"math"
 	"math/rand/v2"
@@ -506,7 +507,7 @@ func (s *soak) start(ctx context.Context) error {
 	}
 	deadline := time.Now().Add(30 * time.Second)
 	for s.gpid == 0 {
-		for _, c := range children(s.unsh.Process.Pid) {
+		for _, c := range benchutil.Children(s.unsh.Process.Pid) {
 			if l, _ := os.Readlink(fmt.Sprintf("/proc/%d/exe", c)); l == exe {
 				s.gpid = c
 			}
@@ -626,7 +627,7 @@ func (s *soak) follow(ctx context.Context, name string) {
 		if err != nil {
 			if ctx.Err() == nil {
 				s.followErr.Add(1)
-				sleep(ctx, 100*time.Millisecond)
+				benchutil.Sleep(ctx, 100*time.Millisecond)
 			}
 			continue
 		}
@@ -640,7 +641,7 @@ func (s *soak) follow(ctx context.Context, name string) {
 		resp.Body.Close()
 		if resp.StatusCode != 200 && ctx.Err() == nil {
 			s.followErr.Add(1)
-			sleep(ctx, 100*time.Millisecond)
+			benchutil.Sleep(ctx, 100*time.Millisecond)
 		}
 	}
 }
@@ -651,7 +652,7 @@ func (s *soak) follow(ctx context.Context, name string) {
 func (s *soak) signals(ctx context.Context) {
 	rng := rand.New(rand.NewPCG(s.o.seed, 0x50a4))
 	hc := unixClient(s.sock)
-	for sleep(ctx, time.Duration(20+rng.IntN(180))*time.Millisecond) {
+	for benchutil.Sleep(ctx, time.Duration(20+rng.IntN(180))*time.Millisecond) {
 		p := rng.IntN(10)
 		if p == 0 {
 			if err := syscall.Kill(s.gpid, syscall.SIGUSR1); err == nil {
@@ -687,9 +688,9 @@ func (s *soak) sample(hc *http.Client, begin time.Time) sample {
 		if i > 0 {
 			time.Sleep(100 * time.Millisecond)
 		}
-		st := status(s.gpid)
+		st := benchutil.Status(s.gpid)
 		rss, anon, threads = append(rss, st["VmRSS"]), append(anon, st["RssAnon"]), append(threads, st["Threads"])
-		fds = append(fds, countFDs(s.gpid))
+		fds = append(fds, benchutil.CountFDs(s.gpid))
 		zomb = append(zomb, zombies(s.gpid))
 		if err := getJSON(hc, "/v1/info", &info); err == nil && info.Goroutines != nil {
 			haveG = true
@@ -747,7 +748,7 @@ func (s *soak) runStorm(ctx context.Context, hc *http.Client, begin time.Time, r
 			} else {
 				lat[route] = append(lat[route], time.Since(t0))
 			}
-			sleep(ctx, 2*time.Millisecond)
+			benchutil.Sleep(ctx, 2*time.Millisecond)
 		}
 		return lat
 	}
@@ -942,7 +943,7 @@ func pct(a, b int) float64 {
 func report(w io.Writer, r *result) {
 	fmt.Fprintf(w, "# soak %s: gaffer up as PID 1, %v (warm-up %v), flapper every ~100ms, %d talkers x %d lines/s (the first %d five times faster), seed %d\n",
 		r.Time.Format(time.RFC3339), time.Duration(r.DurationS*float64(time.Second)), time.Duration(r.WarmupS*float64(time.Second)), r.Talkers, r.Rate, r.Burst, r.Seed)
-	fmt.Fprintf(w, "# %s; load %s\n\n", r.Gaffer, loadavg())
+	fmt.Fprintf(w, "# %s; load %s\n\n", r.Gaffer, benchutil.Loadavg())
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintln(tw, "t s\tVmRSS kB\tRssAnon kB\tthreads\tfds\tgoroutines\tzombies\tzombies reaped\treaped\tflapper restarts\tlines relayed\t")
 	for _, sm := range r.Timeline {
@@ -1012,49 +1013,15 @@ func orNA(p *int) string {
 
 // ---- /proc ----
 
-// status reads the kB and count fields of /proc/PID/status.
-func status(pid int) map[string]int {
-	out := map[string]int{}
-	b, _ := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
-	for _, l := range strings.Split(string(b), "\n") {
-		k, v, ok := strings.Cut(l, ":")
-		if f := strings.Fields(v); ok && len(f) > 0 {
-			out[k], _ = strconv.Atoi(f[0])
-		}
-	}
-	return out
-}
-
-func countFDs(pid int) int {
-	es, _ := os.ReadDir(fmt.Sprintf("/proc/%d/fd", pid))
-	return len(es)
-}
-
 // zombies counts the processes in state Z whose parent is pid.
 func zombies(pid int) int {
 	n := 0
-	for _, c := range children(pid) {
+	for _, c := range benchutil.Children(pid) {
 		if stat(c) == 'Z' {
 			n++
 		}
 	}
 	return n
-}
-
-// children lists the children of pid from every thread's children file (a Go program forks from
-// any thread).
-func children(pid int) []int {
-	files, _ := filepath.Glob(fmt.Sprintf("/proc/%d/task/*/children", pid))
-	var out []int
-	for _, f := range files {
-		b, _ := os.ReadFile(f)
-		for _, w := range strings.Fields(string(b)) {
-			if n, err := strconv.Atoi(w); err == nil {
-				out = append(out, n)
-			}
-		}
-	}
-	return out
 }
 
 // stat returns the state letter of pid (0 when it is gone).
@@ -1068,15 +1035,6 @@ func stat(pid int) byte {
 		return 0
 	}
 	return b[end+2]
-}
-
-func loadavg() string {
-	b, _ := os.ReadFile("/proc/loadavg")
-	f := strings.Fields(string(b))
-	if len(f) < 3 {
-		return "?"
-	}
-	return strings.Join(f[:3], " ")
 }
 
 func median(v []int) int {
@@ -1125,16 +1083,6 @@ func post(hc *http.Client, path, body string) (int, error) {
 	_, _ = io.Copy(io.Discard, resp.Body)
 	resp.Body.Close()
 	return resp.StatusCode, nil
-}
-
-// sleep waits d and reports whether ctx is still alive.
-func sleep(ctx context.Context, d time.Duration) bool {
-	select {
-	case <-ctx.Done():
-		return false
-	case <-time.After(d):
-		return true
-	}
 }
 
 // tail keeps the last max bytes written to it, and counts lines.
