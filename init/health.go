@@ -106,17 +106,7 @@ func (s *supervisor) checkHealth(in *instance) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), in.cfg.HealthTimeout)
 	in.health.cancel = cancel
-	ev := event{kind: evHealthResult, inst: in, gen: in.gen, seq: seq}
-	timeout := in.cfg.HealthTimeout
-	go func() {
-		defer survive(s.warnf, "health check of "+in.name)
-		err := s.launch.check(ctx, probe)
-		if err != nil && ctx.Err() == context.DeadlineExceeded {
-			err = fmt.Errorf("no answer within %v", timeout)
-		}
-		ev.err = err
-		s.post(ev)
-	}()
+	s.checkOff(ctx, in.cfg.HealthTimeout, probe, event{kind: evHealthResult, inst: in, gen: in.gen, seq: seq}, "health check of "+in.name)
 }
 
 // onHealthEvent handles the checks' timers and results of the current run.

@@ -528,11 +528,20 @@ func (s *supervisor) probe(in *instance) {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	in.probeCancel = cancel
-	ev := event{kind: evProbeResult, inst: in, gen: in.gen}
-	probe := in.cfg.Ready
+	s.checkOff(ctx, 0, in.cfg.Ready, event{kind: evProbeResult, inst: in, gen: in.gen}, "readiness probe of "+in.name)
+}
+
+// checkOff runs a probe that starts no process (tcp, http(s), file) once, on a goroutine of its
+// own, and hands the result to the loop as ev. With a timeout, ctx's deadline, running out of it
+// is the failure "no answer within" timeout.
+func (s *supervisor) checkOff(ctx context.Context, timeout time.Duration, p config.Probe, ev event, what string) {
 	go func() {
-		defer survive(s.warnf, "readiness probe of "+in.name)
-		ev.err = s.launch.check(ctx, probe)
+		defer survive(s.warnf, what)
+		err := s.launch.check(ctx, p)
+		if err != nil && timeout > 0 && ctx.Err() == context.DeadlineExceeded {
+			err = fmt.Errorf("no answer within %v", timeout)
+		}
+		ev.err = err
 		s.post(ev)
 	}()
 }
