@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Size of each executable on disk: gaffer as released (stripped, static), gaffer without https probes
-# (-tags gaffer_notls), go-min, and the peers as Debian ships them (tini and dumb-init link libc
-# dynamically: their size leaves it out; catatonit and gosu are static).
+# (-tags gaffer_notls), depmin (bench/depmin: Go plus gaffer's required dependencies, the floor for
+# gaffer's size) built the same two ways, go-min, and the peers as Debian ships them (tini and
+# dumb-init link libc dynamically: their size leaves it out; catatonit and gosu are static).
 #
 #   bench/size.sh
 set -euo pipefail
@@ -12,13 +13,21 @@ bench_traps
 need_peers tini dumb-init catatonit gosu
 build_gaffer
 build_tool mingo
+# go_build OUT TAGS PKG: a build with the release's flags and tags (urfave_cli_no_docs) plus TAGS.
+go_build() {
+	(cd "$ROOT_DIR" && CGO_ENABLED=0 go build -trimpath -tags "urfave_cli_no_docs${2:+,$2}" -ldflags='-s -w' -o "$BIN_DIR/$1" "$3") ||
+		die "cannot build $3 as $1"
+}
 mkdir -p "$OUT_DIR"
-bins=("gaffer=$GAFFER" "go-min=$BIN_DIR/mingo")
+bins=("gaffer=$GAFFER")
 if [[ $GAFFER == "$BIN_DIR/gaffer" ]]; then
 	(cd "$ROOT_DIR" && CGO_ENABLED=0 go build -trimpath -tags "$GAFFER_TAGS,gaffer_notls" -ldflags='-s -w' -o "$BIN_DIR/gaffer-notls" .) ||
 		die "cannot build gaffer with -tags gaffer_notls"
 	bins+=("gaffer-notls=$BIN_DIR/gaffer-notls")
 fi
+go_build depmin "" ./bench/depmin
+go_build depmin-notls gaffer_notls ./bench/depmin
+bins+=("depmin=$BIN_DIR/depmin" "depmin-notls=$BIN_DIR/depmin-notls" "go-min=$BIN_DIR/mingo")
 if [[ -n ${BEFORE:-} ]]; then bins+=("gaffer before=$BEFORE"); fi
 for p in gosu catatonit tini dumb-init; do bins+=("$p=$(command -v "$p")"); done
 

@@ -2,7 +2,8 @@
 // `gaffer --` and `gaffer exec`, executable size, anonymous memory as PID 1, signal forwarding
 // latency) with gaffer's figure, the peers' and go-min's from the same run, the ratio the row is
 // judged by, the wanted ratio or figure, and whether it is met; gaffer's distance to go-min shows
-// what is Go's floor. It reads what startup.sh, size.sh, rss.sh and siglat.sh wrote in DIR.
+// what is Go's floor, and the size row also shows depmin's (Go plus gaffer's required dependencies).
+// It reads what startup.sh, size.sh, rss.sh and siglat.sh wrote in DIR.
 //
 //	summary DIR
 package main
@@ -171,6 +172,19 @@ func size(dir string) (row, error) {
 	}
 	if _, ok := s["gaffer-notls"]; ok {
 		r.gaffer += fmt.Sprintf(" (without https probes, -tags gaffer_notls: %s)", mb("gaffer-notls"))
+	}
+	// depmin is Go plus gaffer's required dependencies (bench/depmin): the floor of gaffer's size.
+	over := func(a, b string) string {
+		if s[a] > 0 && s[b] > 0 {
+			return fmt.Sprintf("; %s +%.2f MB, %.2fx", a, (s[a]-s[b])/1e6, s[a]/s[b])
+		}
+		return ""
+	}
+	if _, ok := s["depmin"]; ok {
+		r.floor += fmt.Sprintf("; with gaffer's dependencies (depmin) %s%s", mb("depmin"), over("gaffer", "depmin"))
+	}
+	if _, ok := s["depmin-notls"]; ok {
+		r.floor += fmt.Sprintf("; depmin-notls %s%s", mb("depmin-notls"), over("gaffer-notls", "depmin-notls"))
 	}
 	return r, nil
 }
