@@ -168,13 +168,9 @@ func (l *osLauncher) relay(in *instance, pid int, o output) {
 			w.scan(b)
 		}
 		keep = func(buf, lines []byte) {
-			// Matched before the ring has them (once evicted, buf is read into again), fired
-			// after, so that a client told the process is ready finds the line in its logs.
-			ready := w.match(lines)
+			// Before the ring has them: once evicted, buf is read into again.
+			w.scan(lines)
 			ring.keep(stream, buf, lines)
-			if ready {
-				w.fire()
-			}
 		}
 	}
 	src := relay.Source{Name: name, Pid: pid, Stream: stream, Color: in.color, Tap: tap, Spare: ring.spareBuf, Keep: keep}

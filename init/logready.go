@@ -18,14 +18,6 @@ type logWatch struct {
 
 // scan matches the lines of one read.
 func (w *logWatch) scan(lines []byte) {
-	if w.match(lines) {
-		w.fire()
-	}
-}
-
-// match is scan without the firing: it reports whether lines hold the first match, which the
-// caller then fires once the lines are where the API shows them.
-func (w *logWatch) match(lines []byte) bool {
 	for len(lines) > 0 && !w.done.Load() {
 		line := lines
 		if i := bytes.IndexByte(lines, '\n'); i >= 0 {
@@ -35,10 +27,9 @@ func (w *logWatch) match(lines []byte) bool {
 		}
 		line = bytes.TrimSuffix(line, []byte{'\r'}) // a tty's line end
 		if w.re.Match(line) && w.done.CompareAndSwap(false, true) {
-			return true
+			w.fire()
 		}
 	}
-	return false
 }
 
 // stop makes w match nothing more.

@@ -14,9 +14,7 @@ import (
 // so that teeing output into it costs at most one copy per read, not work per line, and none for
 // the big reads of a busy stream, whose read buffers it keeps (see keep). It is bounded by the
 // capacity of the arrays it holds, not their lengths, so that short chunks in big arrays cannot
-// exceed it; beyond max it holds only the newest chunk when that alone is bigger, and two spares
-// (one of a busy stream's buffer size, one smaller). The chunks' headers (about 90 bytes each) are
-// not counted: a stream of tiny reads holds many of them.
+// exceed it; beyond max it holds only the newest chunk when that alone is bigger, and one spare.
 type logRing struct {
 	mu     sync.Mutex
 	name   string
@@ -24,8 +22,7 @@ type logRing struct {
 	size   int        // guarded by mu
 	chunks []logChunk // guarded by mu; chunks[head:] are kept, oldest first
 	head   int        // guarded by mu
-	spare  []byte     // guarded by mu; the array of a small chunk evicted, for add to reuse
-	big    []byte     // guarded by mu; the array of a big chunk evicted, for spareBuf (or add)
+	spare  []byte     // guarded by mu; the array of a chunk evicted, for add or spareBuf to reuse
 	subs   []*logSub  // guarded by mu
 	closed bool       // guarded by mu; its instance is gone: a new follower ends at once
 }
@@ -33,10 +30,8 @@ type logRing struct {
 type logChunk struct {
 	time   time.Time
 	stream string
-	// data is lines, each ending with '\n' but a piece of a line longer than MaxLine and the
-	// last one of a stream; never written once in the ring.
-	data []byte
-	mem  []byte // the array data is in, from its start: cap(mem) is what the chunk costs
+	data   []byte // complete lines, each ending with '\n'; never written once in the ring
+	mem    []byte // the array data is in, from its start: cap(mem) is what the chunk costs
 }
 
 type logSub struct {
@@ -53,10 +48,6 @@ func logLineSize(l *core.LogLine) int {
 }
 
 func markLogLine(l *core.LogLine, lost int) { l.Dropped = lost }
-
-// bigChunk is the capacity from which an evicted array is kept as the spare for spareBuf: the
-// relay's read buffers (128 KiB) are, the copies of its smaller reads (below 96 KiB) mostly not.
-const bigChunk = 64 << 10
 
 func newLogRing(name string, maxBytes int) *logRing {
 	return &logRing{name: name, max: maxBytes}
@@ -77,12 +68,9 @@ func (r *logRing) add(stream string, lines []byte) {
 	// a small chunk does not hold a big one. Nothing outside the lock refers to chunk data: tail
 	// and the followers get copies, as strings.
 	var data []byte
-	switch {
-	case len(lines) <= cap(r.spare) && cap(r.spare) <= 2*len(lines):
+	if len(lines) <= cap(r.spare) && cap(r.spare) <= 2*len(lines) {
 		data, r.spare = append(r.spare[:0], lines...), nil
-	case len(lines) <= cap(r.big) && cap(r.big) <= 2*len(lines):
-		data, r.big = append(r.big[:0], lines...), nil
-	default:
+	} else {
 		data = bytes.Clone(lines)
 	}
 	r.push(logChunk{time: now, stream: stream, data: data, mem: data})
@@ -97,9 +85,9 @@ func (r *logRing) spareBuf(size int) []byte {
 		return nil
 	}
 	r.mu.Lock()
-	b := r.big
+	b := r.spare
 	if cap(b) >= size && cap(b) <= 2*size {
-		r.big = nil
+		r.spare = nil
 	} else {
 		b = nil
 	}
@@ -134,20 +122,18 @@ func (r *logRing) push(c logChunk) {
 	}
 	r.chunks = append(r.chunks, c)
 	r.size += cap(c.mem)
+	var freed []byte
 	for r.size > r.max && len(r.chunks)-r.head > 1 {
 		old := r.chunks[r.head].mem
 		r.size -= cap(old)
-		// Two spares, so that a busy stream's buffers and another stream's small copies (its
-		// stderr, say) each find one to reuse instead of replacing each other's.
-		if cap(old) >= bigChunk {
-			if cap(old) >= cap(r.big) {
-				r.big = old
-			}
-		} else {
-			r.spare = old // the newest: the size of what add copies now
+		if cap(old) >= cap(freed) { // a busy stream's buffer rather than a small chunk's
+			freed = old
 		}
 		r.chunks[r.head] = logChunk{}
 		r.head++
+	}
+	if freed != nil {
+		r.spare = freed
 	}
 	var each []core.LogLine // made once, shared by the followers: strings are immutable
 	for _, s := range r.subs {

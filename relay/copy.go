@@ -26,11 +26,9 @@ const (
 	// readSize (3 bytes less at worst). A power of two, so that a 256 KiB log ring, the default,
 	// holds two buffers given to Source.Keep, not one and 8 bytes short of another.
 	bufSize = 128 << 10
-	// keepMin is the least of complete lines a read hands to Source.Keep rather than Tap. A kept
-	// buffer costs its keeper the whole bufSize, so only a nearly full one is kept: at a quarter,
-	// the 64 KiB reads of a default pipe made a 256 KiB ring hold half the lines it held before
-	// (two reads); at three quarters it holds at least 75%. Smaller reads are copied.
-	keepMin = 3 * bufSize / 4
+	// keepMin is the least of complete lines a read hands to Source.Keep rather than Tap: below
+	// it the lines are copied, so that a quiet stream does not pin a whole buffer per read.
+	keepMin = bufSize / 4
 	// flushAt bounds the formatted output of one read: beyond it, Copy writes what it has (whole
 	// lines) and goes on, so that many tiny lines cannot grow the buffer without bound. It is
 	// twice the largest read, so that the lines of one read, prefixes added, usually go out in

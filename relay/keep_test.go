@@ -135,8 +135,8 @@ func numbered(n, size int) string {
 // in the buffer Spare gave, whole; every line reaches the output and the keeper once, in order,
 // and no kept buffer is written to.
 func TestKeepPartialLineAcrossHandoff(t *testing.T) {
-	in := numbered(4000, 1000) // 4 MB of 1000-byte lines: reads of 120 KiB end amid a line
-	out, k := copyKeep(t, []byte(in), []int{120 << 10}, 2)
+	in := numbered(2000, 1000) // 2 MB of 1000-byte lines: reads of 60 KiB end amid a line
+	out, k := copyKeep(t, []byte(in), []int{60 << 10}, 2)
 	if out != in {
 		t.Errorf("output differs from the input (%d bytes, want %d)", len(out), len(in))
 	}
@@ -152,7 +152,7 @@ func TestKeepPartialLineAcrossHandoff(t *testing.T) {
 // without newlines between them, through kept buffers too.
 func TestKeepLongLines(t *testing.T) {
 	in := "a\n" + strings.Repeat("L", 3*MaxLine+100) + "\nb\n" + strings.Repeat("M", MaxLine+1) + "\n" + numbered(300, 700) + "tail"
-	out, k := copyKeep(t, []byte(in), []int{120 << 10, 100, 100 << 10, 64 << 10}, 1)
+	out, k := copyKeep(t, []byte(in), []int{64 << 10, 100, 90 << 10, 64 << 10}, 1)
 	if want := rawLines(in); out != want {
 		t.Errorf("output differs (%d bytes, want %d)", len(out), len(want))
 	}
@@ -215,7 +215,7 @@ func TestKeepDeclined(t *testing.T) {
 		}
 		var out bytes.Buffer
 		w := NewWriter(&out, Options{Format: Raw})
-		if err := w.Copy(&sizedReader{data: []byte(in), sizes: []int{120 << 10}}, src); err != nil {
+		if err := w.Copy(&sizedReader{data: []byte(in), sizes: []int{64 << 10}}, src); err != nil {
 			t.Fatal(err)
 		}
 		if out.String() != in || got.String() != in || keeps != 0 {
