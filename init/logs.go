@@ -11,10 +11,8 @@ import (
 )
 
 // logRing keeps the recent output of one process: the complete lines of each read as one chunk,
-// so that teeing output into it costs at most one copy per read, not work per line, and none for
-// the big reads of a busy stream, whose read buffers it keeps (see keep). It is bounded by the
-// capacity of the arrays it holds, not their lengths, so that short chunks in big arrays cannot
-// exceed it; beyond max it holds only the newest chunk when that alone is bigger, and one spare.
+// bounded in bytes, so that teeing output into it costs at most one copy per read, not work per
+// line, and none for the big reads of a busy stream, whose read buffers it keeps (see keep).
 type logRing struct {
 	mu     sync.Mutex
 	name   string

@@ -136,12 +136,12 @@ type Source struct {
 	// written. It must not keep the slice. gaffer keeps recent output for its API this way, at
 	// the cost of one call per read rather than per line.
 	Tap func(lines []byte)
-	// Spare and Keep, when both set, take Tap's place for a read whose complete lines fill a
-	// quarter of the read buffer or more (a busy stream's), so that they are kept without a copy:
-	// Copy asks Spare for a buffer of size bytes to go on with (nil: no, and Tap is called as
-	// usual), moves the pending partial line into it, then gives Keep the buffer it read into,
-	// lines being a part of it. Spare must return a buffer of at least size bytes that nothing
-	// else refers to; once Keep is called, buf is Keep's and Copy never touches it again.
+	// Spare and Keep, when both set, take the place of Tap for a read of at least a quarter of
+	// the buffer's complete lines, so that they are kept without a copy: Copy asks Spare for a
+	// buffer of size bytes to go on with (nil: no, and Tap is called as usual), moves the pending
+	// partial line into it, and gives Keep the one it read into, buf, with lines a part of it.
+	// Spare must return a buffer of at least size bytes that nothing else refers to; from the
+	// call of Keep on, buf is Keep's and Copy never touches it again.
 	Spare func(size int) []byte
 	Keep  func(buf, lines []byte)
 }
