@@ -161,19 +161,13 @@ func (l *osLauncher) relay(in *instance, pid int, o output) {
 	}
 	ring := in.logs
 	tap := func(b []byte) { ring.add(stream, b) }
-	keep := func(buf, lines []byte) { ring.keep(stream, buf, lines) }
 	if w := in.logReady; w != nil && !o.custom {
 		tap = func(b []byte) {
 			ring.add(stream, b)
 			w.scan(b)
 		}
-		keep = func(buf, lines []byte) {
-			// Before the ring has them: once evicted, buf is read into again.
-			w.scan(lines)
-			ring.keep(stream, buf, lines)
-		}
 	}
-	src := relay.Source{Name: name, Pid: pid, Stream: stream, Color: in.color, Tap: tap, Spare: ring.spareBuf, Keep: keep}
+	src := relay.Source{Name: name, Pid: pid, Stream: stream, Color: in.color, Tap: tap}
 	l.relays.Add(1)
 	go func() {
 		defer l.relays.Done()

@@ -11,16 +11,14 @@ import (
 )
 
 // logRing keeps the recent output of one process: the complete lines of each read as one chunk,
-// bounded in bytes, so that teeing output into it costs at most one copy per read, not work per
-// line, and none for the big reads of a busy stream, whose read buffers it keeps (see keep).
+// bounded in bytes, so that teeing output into it costs one copy per read, not work per line.
 type logRing struct {
 	mu     sync.Mutex
 	name   string
-	max    int        // bytes kept at most: the capacity of the chunks' arrays
+	max    int        // bytes kept at most
 	size   int        // guarded by mu
-	chunks []logChunk // guarded by mu; chunks[head:] are kept, oldest first
-	head   int        // guarded by mu
-	spare  []byte     // guarded by mu; the array of a chunk evicted, for add or spareBuf to reuse
+	chunks []logChunk // guarded by mu; oldest first
+	spare  []byte     // guarded by mu; the array of a chunk evicted, for add to reuse
 	subs   []*logSub  // guarded by mu
 	closed bool       // guarded by mu; its instance is gone: a new follower ends at once
 }
@@ -28,8 +26,7 @@ type logRing struct {
 type logChunk struct {
 	time   time.Time
 	stream string
-	data   []byte // complete lines, each ending with '\n'; never written once in the ring
-	mem    []byte // the array data is in, from its start: cap(mem) is what the chunk costs
+	data   []byte // complete lines, each ending with '\n'
 }
 
 type logSub struct {
@@ -51,8 +48,8 @@ func newLogRing(name string, maxBytes int) *logRing {
 	return &logRing{name: name, max: maxBytes}
 }
 
-// add stores a copy of the complete lines of one read of stream and hands them to followers. A
-// follower that cannot keep up loses lines rather than slowing the process down (see feed).
+// add stores the complete lines of one read of stream and hands them to followers. A follower that
+// cannot keep up loses lines rather than slowing the process down (see feed).
 func (r *logRing) add(stream string, lines []byte) {
 	if len(lines) == 0 {
 		return
@@ -71,71 +68,18 @@ func (r *logRing) add(stream string, lines []byte) {
 	} else {
 		data = bytes.Clone(lines)
 	}
-	r.push(logChunk{time: now, stream: stream, data: data, mem: data})
-}
-
-// spareBuf returns a buffer of size bytes for the relay of a busy stream to read into, an evicted
-// array when there is one (no allocation per read in a steady stream), or nil when the ring is
-// too small to keep two such buffers: then its reads are copied by add, as small ones are, so
-// that a ring never holds much more than its bound.
-func (r *logRing) spareBuf(size int) []byte {
-	if size <= 0 || r.max < 2*size {
-		return nil
-	}
-	r.mu.Lock()
-	b := r.spare
-	if cap(b) >= size && cap(b) <= 2*size {
-		r.spare = nil
-	} else {
-		b = nil
-	}
-	r.mu.Unlock()
-	if b == nil {
-		return make([]byte, size)
-	}
-	return b[:size]
-}
-
-// keep stores lines, complete lines of one read of stream, taking buf, the relay's read buffer
-// that holds them, as it is: the relay no longer writes to it.
-func (r *logRing) keep(stream string, buf, lines []byte) {
-	if len(lines) == 0 {
-		return
-	}
-	now := time.Now()
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	r.push(logChunk{time: now, stream: stream, data: lines, mem: buf[:0]})
-}
-
-// push adds c, evicts the oldest chunks beyond the bound but the newest, and hands c's lines to
-// the followers. Called with mu held.
-func (r *logRing) push(c logChunk) {
-	if len(r.chunks) == cap(r.chunks) && r.head > 0 && r.head >= len(r.chunks)/2 {
-		// Move the kept chunks to the front rather than let append grow the slice: a ring of a
-		// steady stream then never allocates for its list.
-		n := copy(r.chunks, r.chunks[r.head:])
-		clear(r.chunks[n:])
-		r.chunks, r.head = r.chunks[:n], 0
-	}
+	c := logChunk{time: now, stream: stream, data: data}
 	r.chunks = append(r.chunks, c)
-	r.size += cap(c.mem)
-	var freed []byte
-	for r.size > r.max && len(r.chunks)-r.head > 1 {
-		old := r.chunks[r.head].mem
-		r.size -= cap(old)
-		if cap(old) >= cap(freed) { // a busy stream's buffer rather than a small chunk's
-			freed = old
-		}
-		r.chunks[r.head] = logChunk{}
-		r.head++
-	}
-	if freed != nil {
-		r.spare = freed
+	r.size += len(data)
+	for r.size > r.max && len(r.chunks) > 1 {
+		r.size -= len(r.chunks[0].data)
+		r.spare = r.chunks[0].data
+		r.chunks[0] = logChunk{}
+		r.chunks = r.chunks[1:]
 	}
 	var each []core.LogLine // made once, shared by the followers: strings are immutable
 	for _, s := range r.subs {
-		if s.stream != "" && s.stream != c.stream {
+		if s.stream != "" && s.stream != stream {
 			continue
 		}
 		if each == nil {
@@ -153,7 +97,7 @@ func (r *logRing) tail(ctx context.Context, stream string, n int, follow bool) (
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	var out []core.LogLine
-	for i := len(r.chunks) - 1; i >= r.head && len(out) < n; i-- {
+	for i := len(r.chunks) - 1; i >= 0 && len(out) < n; i-- {
 		c := r.chunks[i]
 		if stream != "" && c.stream != stream {
 			continue

@@ -22,13 +22,8 @@ const (
 	readSize = 64 << 10
 	// smallBuf is the read buffer of a stream until it gets busy: most write little.
 	smallBuf = 4 << 10
-	// bufSize holds a pending partial line (at most MaxLine+UTFMax-1 bytes) and a read of about
-	// readSize (3 bytes less at worst). A power of two, so that a 256 KiB log ring, the default,
-	// holds two buffers given to Source.Keep, not one and 8 bytes short of another.
-	bufSize = 128 << 10
-	// keepMin is the least of complete lines a read hands to Source.Keep rather than Tap: below
-	// it the lines are copied, so that a quiet stream does not pin a whole buffer per read.
-	keepMin = bufSize / 4
+	// bufSize holds a pending partial line (at most MaxLine+UTFMax-1 bytes) and a full read.
+	bufSize = MaxLine + utf8.UTFMax + readSize
 	// flushAt bounds the formatted output of one read: beyond it, Copy writes what it has (whole
 	// lines) and goes on, so that many tiny lines cannot grow the buffer without bound. It is
 	// twice the largest read, so that the lines of one read, prefixes added, usually go out in
@@ -62,8 +57,7 @@ const (
 // 128 KiB and an output buffer of about 256 KiB (more only for a single long line in JSON, where
 // escaping can grow it up to six times). When r is a pipe and the stream gets busy, Copy grows
 // the pipe to 1 MiB (for at most 8 streams of a Writer at a time), and the Writer its
-// destination, when that is a pipe: see busyPipe. With Source.Keep, a busy stream's read buffers
-// go to its keeper, which hands back others (see Source).
+// destination, when that is a pipe: see busyPipe.
 func (w *Writer) Copy(r io.Reader, src Source) error {
 	s := newStream(w, src, 0)
 	grown := false
@@ -102,16 +96,6 @@ func (w *Writer) Copy(r io.Reader, src Source) error {
 			end += n
 			s.begin()
 			n := s.lines(buf[start:end])
-			if n >= keepMin && src.Keep != nil && src.Spare != nil {
-				// s.out holds copies of the lines: buf is no longer needed once the pending
-				// partial line is out of it.
-				if next := src.Spare(len(buf)); len(next) >= len(buf) {
-					kept, lines := buf, buf[start:start+n]
-					buf, start, end = next, 0, copy(next, buf[start+n:end])
-					src.Keep(kept, lines)
-					n = 0
-				}
-			}
 			if src.Tap != nil && n > 0 {
 				src.Tap(buf[start : start+n])
 			}

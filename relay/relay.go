@@ -136,14 +136,6 @@ type Source struct {
 	// written. It must not keep the slice. gaffer keeps recent output for its API this way, at
 	// the cost of one call per read rather than per line.
 	Tap func(lines []byte)
-	// Spare and Keep, when both set, take the place of Tap for a read of at least a quarter of
-	// the buffer's complete lines, so that they are kept without a copy: Copy asks Spare for a
-	// buffer of size bytes to go on with (nil: no, and Tap is called as usual), moves the pending
-	// partial line into it, and gives Keep the one it read into, buf, with lines a part of it.
-	// Spare must return a buffer of at least size bytes that nothing else refers to; from the
-	// call of Keep on, buf is Keep's and Copy never touches it again.
-	Spare func(size int) []byte
-	Keep  func(buf, lines []byte)
 }
 
 // Writer is a destination shared by the streams of all processes. Its methods are safe for
