@@ -79,6 +79,12 @@ build_tool() {
 		die "cannot build bench/$1"
 }
 
+# go_build OUT TAGS PKG: a build with the release's flags and tags (urfave_cli_no_docs) plus TAGS.
+go_build() {
+	(cd "$ROOT_DIR" && CGO_ENABLED=0 go build -trimpath -tags "urfave_cli_no_docs${2:+,$2}" -ldflags='-s -w' -o "$BIN_DIR/$1" "$3") ||
+		die "cannot build $3 as $1"
+}
+
 # run_child CMD... runs CMD in the background and waits for it, so that the EXIT trap installed by
 # bench_traps can stop it (a foreground child would keep the trap from running until it ends).
 CHILD_PID=

@@ -13,11 +13,6 @@ bench_traps
 need_peers tini dumb-init catatonit gosu
 build_gaffer
 build_tool mingo
-# go_build OUT TAGS PKG: a build with the release's flags and tags (urfave_cli_no_docs) plus TAGS.
-go_build() {
-	(cd "$ROOT_DIR" && CGO_ENABLED=0 go build -trimpath -tags "urfave_cli_no_docs${2:+,$2}" -ldflags='-s -w' -o "$BIN_DIR/$1" "$3") ||
-		die "cannot build $3 as $1"
-}
 mkdir -p "$OUT_DIR"
 bins=("gaffer=$GAFFER")
 if [[ $GAFFER == "$BIN_DIR/gaffer" ]]; then

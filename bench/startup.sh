@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Startup cost: how much time each init (tini, dumb-init, catatonit, gaffer, go-min) and each exec
-# wrapper (gosu, gaffer exec, go-min exec) adds around /bin/true, measured side by side in one run.
+# wrapper (gosu, gaffer exec, go-min exec, depmin exec) adds around /bin/true, measured side by side in one run.
 # bench/spawntime runs every command once per round in a rotating order (a busy neighbour slows
 # them alike), ROUNDS times RUNS; the report gives medians, the time added over /bin/true, the
 # cpu time added, and ratios (to tini, gosu and go-min).
@@ -30,6 +30,11 @@ build_tool hfreport
 build_tool spawntime
 build_tool mingo
 M=$BIN_DIR/mingo
+# depmin: go-min's exec path in a program that links gaffer's required dependencies, built as the
+# release is: the floor of gaffer exec's time with them (their package initialisation, urfave/cli's
+# parsing, the page faults of a larger binary).
+go_build depmin "" ./bench/depmin
+D=$BIN_DIR/depmin
 mkdir -p "$OUT_DIR"
 G=$GAFFER
 
@@ -48,6 +53,7 @@ host=(
 	"gosu nobody|gosu nobody /bin/true"
 	"gaffer exec nobody|$G exec --user nobody -- /bin/true"
 	"go-min exec nobody|$M exec --user nobody -- /bin/true"
+	"depmin exec nobody|$D exec --user nobody -- /bin/true"
 )
 # As PID 1 of a new PID namespace, with a private /run (bench/privrun.sh), as in a container: the
 # issue's harness. gosu is not an init, but it is what gaffer exec replaces and the yardstick.
@@ -128,7 +134,7 @@ done
 		"$OUT_DIR"/startup-round*.json
 	echo
 	"$BIN_DIR/hfreport" -title "## startup: exec wrappers (ratios vs gosu with the same user, and vs go-min exec)" -base true \
-		-rows "gaffer exec root:gosu root,go-min exec root:gosu root,gaffer exec nobody:gosu nobody,go-min exec nobody:gosu nobody,gaffer exec nobody:go-min exec nobody${BEFORE:+,gaffer before exec nobody:gosu nobody}" \
+		-rows "gaffer exec root:gosu root,go-min exec root:gosu root,gaffer exec nobody:gosu nobody,go-min exec nobody:gosu nobody,gaffer exec nobody:go-min exec nobody,depmin exec nobody:gosu nobody,gaffer exec nobody:depmin exec nobody${BEFORE:+,gaffer before exec nobody:gosu nobody}" \
 		"$OUT_DIR"/startup-round*.json
 	if ((PID1)); then
 		echo

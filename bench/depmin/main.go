@@ -26,6 +26,8 @@
 //     depmin serve --socket PATH     answer one HTTP/1 request on a Unix socket
 //     depmin probe [--tls] ADDR      dial ADDR (TCP, or TLS)
 //     depmin sys                     subreaper, a pty, the machine's memory
+//     depmin exec [--user SPEC] -- CMD   switch user and exec, as go-min exec does (bench/startup.sh:
+//     the floor of gaffer exec's time with these dependencies)
 package main
 
 import (
@@ -39,6 +41,8 @@ import (
 	"regexp"
 	"syscall"
 	"time"
+
+	"gaffer/bench/internal/minexec"
 
 	"github.com/creack/pty"
 	"github.com/google/shlex"
@@ -86,6 +90,12 @@ func main() {
 				&cli.DurationFlag{Name: "timeout", Value: time.Second},
 			}, Action: probe},
 			{Name: "sys", Usage: "subreaper, a pty, the machine's memory", Action: sys},
+			{Name: "exec", Usage: "switch user and exec CMD, as go-min exec does", ArgsUsage: "-- CMD [ARG...]",
+				Flags: []cli.Flag{&cli.StringFlag{Name: "user", Aliases: []string{"u"}, Usage: "run as `SPEC`"}},
+				Action: func(c *cli.Context) error {
+					os.Exit(minexec.Exec("depmin", c.String("user"), c.Args().Slice()))
+					return nil
+				}},
 		},
 	}
 	if err := app.Run(os.Args); err != nil {
