@@ -81,7 +81,7 @@ build_tool() {
 
 # go_build OUT TAGS PKG: a build with the release's flags and tags (urfave_cli_no_docs) plus TAGS.
 go_build() {
-	(cd "$ROOT_DIR" && CGO_ENABLED=0 go build -trimpath -tags "urfave_cli_no_docs${2:+,$2}" -ldflags='-s -w' -o "$BIN_DIR/$1" "$3") ||
+	(cd "$ROOT_DIR" && CGO_ENABLED=0 go build -trimpath -tags "$GAFFER_TAGS${2:+,$2}" -ldflags='-s -w' -o "$BIN_DIR/$1" "$3") ||
 		die "cannot build $3 as $1"
 }
 

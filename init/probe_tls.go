@@ -8,7 +8,7 @@ import (
 	"net"
 )
 
-// HTTPSProbes says whether this gaffer can run https:// readiness probes. crypto/tls is 2.2 MB
+// HTTPSProbes says whether this gaffer can run https:// readiness probes. crypto/tls is 2.4 MB
 // of the binary and Go links what it imports into every command, so a build with
 // -tags gaffer_notls leaves it out and refuses https probes when it loads the config; the
 // release keeps it, since https probes are a documented feature.

@@ -24,7 +24,7 @@
 //     depmin --help
 //     depmin check [--config FILE]   decode a config, print it as JSON
 //     depmin serve --socket PATH     answer one HTTP/1 request on a Unix socket
-//     depmin probe [--tls] ADDR      dial ADDR (TCP, or TLS)
+//     depmin probe [--tls] [--timeout D] ADDR   dial ADDR (TCP, or TLS)
 //     depmin sys                     subreaper, a pty, the machine's memory
 //     depmin exec [--user SPEC] -- CMD   switch user and exec, as go-min exec does (bench/startup.sh:
 //     the floor of gaffer exec's time with these dependencies)
@@ -172,9 +172,12 @@ func probe(c *cli.Context) error {
 		return err
 	}
 	if c.Bool("tls") {
-		if conn, err = dialTLS(ctx, conn); err != nil {
+		tc, err := dialTLS(ctx, conn)
+		if err != nil {
+			conn.Close()
 			return err
 		}
+		conn = tc
 	}
 	return conn.Close()
 }

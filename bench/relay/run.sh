@@ -6,8 +6,8 @@
 # (stdout_logfile=/dev/stdout); 1 GiB in 1 KiB lines and 10M lines of 16 bytes, written in 64 KiB
 # writes; runs interleaved, medians with their spread, ratios. About 5 minutes with REPS=5.
 #
-#   bench/relay/run.sh                        REPS=5; GAFFER=/path/to/gaffer to measure a given binary,
-#                                             BEFORE=/path/to/older/gaffer to add it as "gaffer before"
+#   bench/relay/run.sh                        REPS=5; GAFFER=/path/to/gaffer to measure that
+#                                             binary; BEFORE=/path/to/old/gaffer adds "gaffer before"
 #   SMOKE=1 bench/relay/run.sh                16 MiB and 200k lines, once: checks that it all works
 #   STRACE=1 bench/relay/run.sh               also strace -f -c of gaffer up (and its producer)
 #   bench/relay/run.sh -gib 0.5 -lines 2000000 -only 'raw pipe,gaffer up'   flags go to bench/relay
