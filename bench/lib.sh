@@ -79,7 +79,7 @@ build_tool() {
 		die "cannot build bench/$1"
 }
 
-# go_build OUT TAGS PKG: a build with the release's flags and tags (urfave_cli_no_docs) plus TAGS.
+# go_build OUT TAGS PKG: a build with the release's flags and gaffer's tags (GAFFER_TAGS) plus TAGS.
 go_build() {
 	(cd "$ROOT_DIR" && CGO_ENABLED=0 go build -trimpath -tags "$GAFFER_TAGS${2:+,$2}" -ldflags='-s -w' -o "$BIN_DIR/$1" "$3") ||
 		die "cannot build $3 as $1"

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Startup cost: how much time each init (tini, dumb-init, catatonit, gaffer, go-min) and each exec
-# wrapper (gosu, gaffer exec, go-min exec, depmin exec) adds around /bin/true, measured side by side in one run.
+# wrapper (gosu, gaffer exec, go-min exec, depmin exec) adds around /bin/true, side by side in one
+# run.
 # bench/spawntime runs every command once per round in a rotating order (a busy neighbour slows
 # them alike), ROUNDS times RUNS; the report gives medians, the time added over /bin/true, the
 # cpu time added, and ratios (to tini, gosu and go-min).

@@ -3,8 +3,7 @@
 // latency) with gaffer's figure, the peers' and go-min's from the same run, the ratio the row is
 // judged by, the wanted ratio or figure, and whether it is met; gaffer's distance to go-min shows
 // what is Go's floor, and the size and exec rows also show depmin's (Go plus gaffer's required
-// dependencies).
-// It reads what startup.sh, size.sh, rss.sh and siglat.sh wrote in DIR.
+// dependencies). It reads what startup.sh, size.sh, rss.sh and siglat.sh wrote in DIR.
 //
 //	summary DIR
 package main
