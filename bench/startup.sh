@@ -31,9 +31,9 @@ build_tool hfreport
 build_tool spawntime
 build_tool mingo
 M=$BIN_DIR/mingo
-# depmin: go-min's exec path in a program that links gaffer's required dependencies, built as the
-# release is: the floor of gaffer exec's time with them (their package initialisation, urfave/cli's
-# parsing, the page faults of a larger binary).
+# depmin: go-min's init and exec paths in a program that links gaffer's required dependencies,
+# built as the release is: the floor of gaffer's time with them (their package initialisation,
+# urfave/cli's parsing, the page faults of a larger binary).
 go_build depmin "" ./bench/depmin
 D=$BIN_DIR/depmin
 mkdir -p "$OUT_DIR"
@@ -48,6 +48,7 @@ host=(
 	"catatonit|catatonit -- /bin/true"
 	"gaffer|$G -- /bin/true"
 	"go-min|$M -- /bin/true"
+	"depmin|$D run -- /bin/true"
 	"gosu root|gosu root /bin/true"
 	"gaffer exec root|$G exec --user root -- /bin/true"
 	"go-min exec root|$M exec --user root -- /bin/true"
@@ -67,6 +68,7 @@ pid1=(
 	"gosu root|$U gosu root /bin/true"
 	"gaffer|$U $G -- /bin/true"
 	"go-min|$U $M -- /bin/true"
+	"depmin|$U $D run -- /bin/true"
 )
 
 # check NAME|COMMAND...: every command must succeed and print nothing, or the timings mean little.
@@ -131,7 +133,7 @@ done
 	echo "# +cpu: median user+system time added (the wrapper's and the child's), which a busy machine does not inflate"
 	echo "# go-min: bench/mingo, the smallest Go program that does the same (what Go itself costs)"
 	"$BIN_DIR/hfreport" -title "## startup: init -- /bin/true (ratios vs gosu root, tini, go-min)" -base true \
-		-rows "tini:gosu root,catatonit:gosu root,dumb-init:gosu root,go-min:gosu root,gaffer:gosu root,gaffer:tini,gaffer:go-min$before_rows" \
+		-rows "tini:gosu root,catatonit:gosu root,dumb-init:gosu root,go-min:gosu root,depmin:gosu root,gaffer:gosu root,gaffer:tini,gaffer:go-min,gaffer:depmin$before_rows" \
 		"$OUT_DIR"/startup-round*.json
 	echo
 	"$BIN_DIR/hfreport" -title "## startup: exec wrappers (ratios vs gosu with the same user, and vs go-min exec)" -base true \
@@ -140,7 +142,7 @@ done
 	if ((PID1)); then
 		echo
 		"$BIN_DIR/hfreport" -title "## startup as PID 1 of a new namespace with a private /run (bench/privrun.sh; base: privrun.sh /bin/true; ratios vs gosu root, tini, go-min)" \
-			-base true -rows "tini:gosu root,catatonit:gosu root,dumb-init:gosu root,go-min:gosu root,gaffer:gosu root,gaffer:tini,gaffer:go-min$before_rows" \
+			-base true -rows "tini:gosu root,catatonit:gosu root,dumb-init:gosu root,go-min:gosu root,depmin:gosu root,gaffer:gosu root,gaffer:tini,gaffer:go-min,gaffer:depmin$before_rows" \
 			"$OUT_DIR"/startup-pid1-round*.json
 	fi
 } | tee -a "$OUT_DIR/startup.txt"

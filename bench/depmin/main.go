@@ -26,8 +26,12 @@
 //     depmin serve --socket PATH     answer one HTTP/1 request on a Unix socket
 //     depmin probe [--tls] [--timeout D] ADDR   dial ADDR (TCP, or TLS)
 //     depmin sys                     subreaper, a pty, the machine's memory
-//     depmin exec [--user SPEC] -- CMD   switch user and exec, as go-min exec does (bench/startup.sh:
-//     the floor of gaffer exec's time with these dependencies)
+//     depmin run -- CMD [ARG...]     an init, as go-min -- CMD is
+//     depmin exec [--user SPEC] -- CMD   switch user and exec, as go-min exec does
+//
+// run and exec are the floors of gaffer --'s and gaffer exec's start-up (bench/startup.sh) and of
+// gaffer --'s memory (bench/rss.sh) with these dependencies: go-min's paths, the command line
+// parsed by urfave/cli.
 package main
 
 import (
@@ -42,7 +46,8 @@ import (
 	"syscall"
 	"time"
 
-	"gaffer/bench/internal/minexec"
+	"gaffer/bench/internal/mini"
+	"gaffer/signals"
 
 	"github.com/creack/pty"
 	"github.com/google/shlex"
@@ -74,6 +79,12 @@ type config struct {
 }
 
 func main() {
+	// As gaffer's main does: an init asks for the signals that would kill it before anything else.
+	var sigs chan os.Signal
+	if len(os.Args) > 1 && os.Args[1] == "run" {
+		sigs = make(chan os.Signal, 1024)
+		signal.Notify(sigs, signals.Early()...)
+	}
 	app := &cli.App{
 		Name:            "depmin",
 		Usage:           "Go plus gaffer's required dependencies: a size reference for the benchmarks",
@@ -90,10 +101,15 @@ func main() {
 				&cli.DurationFlag{Name: "timeout", Value: time.Second},
 			}, Action: probe},
 			{Name: "sys", Usage: "subreaper, a pty, the machine's memory", Action: sys},
+			{Name: "run", Usage: "be the init of CMD, as go-min -- CMD is", ArgsUsage: "-- CMD [ARG...]",
+				Action: func(c *cli.Context) error {
+					os.Exit(mini.Init("depmin", sigs, c.Args().Slice()))
+					return nil
+				}},
 			{Name: "exec", Usage: "switch user and exec CMD, as go-min exec does", ArgsUsage: "-- CMD [ARG...]",
 				Flags: []cli.Flag{&cli.StringFlag{Name: "user", Aliases: []string{"u"}, Usage: "run as `SPEC`"}},
 				Action: func(c *cli.Context) error {
-					os.Exit(minexec.Exec("depmin", c.String("user"), c.Args().Slice()))
+					os.Exit(mini.Exec("depmin", c.String("user"), c.Args().Slice()))
 					return nil
 				}},
 		},

@@ -15,16 +15,11 @@
 package main
 
 import (
-	"errors"
-	"fmt"
 	"os"
 	"os/signal"
-	"syscall"
 
-	"gaffer/bench/internal/minexec"
+	"gaffer/bench/internal/mini"
 	"gaffer/signals"
-
-	"golang.org/x/sys/unix"
 )
 
 func main() {
@@ -37,59 +32,7 @@ func main() {
 	if len(args) > 0 && args[0] == "--" {
 		args = args[1:]
 	}
-	if len(args) == 0 {
-		fmt.Fprintln(os.Stderr, "usage: mingo -- CMD [ARG...] | mingo exec [--user SPEC] -- CMD [ARG...]")
-		os.Exit(2)
-	}
-	path, err := minexec.LookPath(args[0])
-	if err != nil {
-		fmt.Fprintf(os.Stderr, "mingo: %v\n", err)
-		os.Exit(127)
-	}
-	if os.Getpid() != 1 {
-		_ = unix.Prctl(unix.PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
-	}
-	child, err := syscall.ForkExec(path, args, &syscall.ProcAttr{
-		Env:   os.Environ(),
-		Files: []uintptr{0, 1, 2},
-		Sys:   &syscall.SysProcAttr{Setpgid: true},
-	})
-	if err != nil {
-		fmt.Fprintf(os.Stderr, "mingo: %v\n", err)
-		os.Exit(126)
-	}
-	go func() {
-		for _, s := range signals.Late() {
-			signal.Notify(sigs, s)
-		}
-	}()
-	code := -1
-	for s := range sigs {
-		sig := s.(syscall.Signal)
-		if sig != unix.SIGCHLD {
-			_ = unix.Kill(child, sig)
-			continue
-		}
-		for {
-			var ws unix.WaitStatus
-			pid, err := unix.Wait4(-1, &ws, unix.WNOHANG, nil)
-			if errors.Is(err, unix.EINTR) {
-				continue
-			}
-			if errors.Is(err, unix.ECHILD) && code >= 0 {
-				os.Exit(code)
-			}
-			if err != nil || pid <= 0 {
-				break
-			}
-			if pid == child {
-				code = ws.ExitStatus()
-				if ws.Signaled() {
-					code = 128 + int(ws.Signal())
-				}
-			}
-		}
-	}
+	os.Exit(mini.Init("mingo", sigs, args))
 }
 
 // execMode is `mingo exec [--user SPEC] -- CMD [ARG...]`.
@@ -101,5 +44,5 @@ func execMode(args []string) int {
 	if len(args) > 0 && args[0] == "--" {
 		args = args[1:]
 	}
-	return minexec.Exec("mingo", spec, args)
+	return mini.Exec("mingo", spec, args)
 }

@@ -1,7 +1,7 @@
-// Package minexec is the exec path of the benchmarks' reference programs (bench/mingo, and
-// bench/depmin, which adds gaffer's required dependencies): switch the ids of one locked thread
-// and exec, as gaffer exec does, with the cheapest means Go offers.
-package minexec
+// Package mini holds the two measured paths of the benchmarks' reference programs (bench/mingo,
+// and bench/depmin, which adds gaffer's required dependencies), with the cheapest means Go offers:
+// an init (Init) and an exec that switches the ids of one locked thread (Exec), as gaffer's do.
+package mini
 
 import (
 	"bufio"
