@@ -38,8 +38,10 @@ const fallbackToml = "[process.worker]\ncmd = \"sh -c 'echo up; exec sleep 1000'
 func startFallback(t *testing.T, pid1 bool, env []string, setup string, args ...string) *fallbackGaffer {
 	t.Helper()
 	needRoot(t)
+	// cd /: the tmpfs on /tmp hides the test's directory when the checkout is under /tmp, and
+	// gaffer -- keeps its child in the directory it was started in.
 	script := `mount -t tmpfs -o mode=0755 tmpfs /run && cp "$0" /run/gaffer && printf '%s' "$1" > /run/gaffer.toml &&
-		mount -t tmpfs -o mode=1777 tmpfs /tmp && ` + setup + ` && shift &&
+		mount -t tmpfs -o mode=1777 tmpfs /tmp && cd / && ` + setup + ` && shift &&
 		exec env -u XDG_RUNTIME_DIR -u TMPDIR -u GAFFER_SOCKET ` + strings.Join(env, " ") + ` ` + strings.Join(nobody, " ") + ` /run/gaffer "$@"`
 	argv := []string{"unshare", "-m", "--propagation", "private"}
 	if pid1 {
