@@ -21,29 +21,16 @@ func newLoopCalls() loopCalls {
 }
 
 // call runs f on the loop and waits for it. It fails when the loop is gone or ctx ends first.
-func (c loopCalls) call(ctx context.Context, f func()) error {
-	done := make(chan struct{})
-	select {
-	case c.calls <- func() { f(); close(done) }:
-	case <-c.exited:
-		return fmt.Errorf("gaffer is exiting: %w", core.ErrUnavailable)
-	case <-ctx.Done():
-		return ctx.Err()
-	}
-	select {
-	case <-done:
-		return nil
-	case <-c.exited:
-		return fmt.Errorf("gaffer is exiting: %w", core.ErrUnavailable)
-	case <-ctx.Done():
-		return ctx.Err()
-	}
-}
+func (c loopCalls) call(ctx context.Context, f func()) error { return c.run(ctx, f, ctx.Done()) }
 
 // callCommitted is call for work that must not be abandoned half way: ctx bounds only the wait
 // for the loop to take f; once taken, it waits for f to finish (or the loop to end), so that
 // the caller never returns while f still runs.
-func (c loopCalls) callCommitted(ctx context.Context, f func()) error {
+func (c loopCalls) callCommitted(ctx context.Context, f func()) error { return c.run(ctx, f, nil) }
+
+// run hands f to the loop, unless the loop is gone or ctx ends first, then waits for f to finish
+// unless the loop ends or abandon fires (nil: never), and reports ctx's error then.
+func (c loopCalls) run(ctx context.Context, f func(), abandon <-chan struct{}) error {
 	done := make(chan struct{})
 	select {
 	case c.calls <- func() { f(); close(done) }:
@@ -57,6 +44,8 @@ func (c loopCalls) callCommitted(ctx context.Context, f func()) error {
 		return nil
 	case <-c.exited:
 		return fmt.Errorf("gaffer is exiting: %w", core.ErrUnavailable)
+	case <-abandon:
+		return ctx.Err()
 	}
 }
 
