@@ -104,6 +104,16 @@ func (d *decoder) integer(k keyPath, v any) (int, bool) {
 	return int(n), true
 }
 
+// atLeast is integer for a count that must be at least least.
+func (d *decoder) atLeast(k keyPath, v any, least int) (int, bool) {
+	n, ok := d.integer(k, v)
+	if ok && n < least {
+		d.errorf(k, "want at least %d, got %d", least, n)
+		return 0, false
+	}
+	return n, ok
+}
+
 func (d *decoder) table(k keyPath, v any) (map[string]any, bool) {
 	t, ok := v.(map[string]any)
 	if !ok {
@@ -514,13 +524,10 @@ func (d *decoder) process(name string, k keyPath, t map[string]any, grace time.D
 		}
 	}
 	if v, kk, ok := get("numprocesses"); ok {
-		if n, ok := d.integer(kk, v); ok {
-			switch {
-			case n < 1:
-				d.errorf(kk, "want at least 1, got %d", n)
-			case n > MaxInstances:
+		if n, ok := d.atLeast(kk, v, 1); ok {
+			if n > MaxInstances {
 				d.errorf(kk, "%d is more than %d instances of one process", n, MaxInstances)
-			default:
+			} else {
 				p.NumProcesses = n
 			}
 		}

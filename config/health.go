@@ -47,12 +47,8 @@ func (d *decoder) health(p *Process, k keyPath, get func(string) (any, keyPath, 
 		}
 	}
 	if v, kk, ok := get("health_retries"); ok {
-		if n, ok := d.integer(kk, v); ok {
-			if n < 1 {
-				d.errorf(kk, "want at least 1, got %d", n)
-			} else {
-				p.HealthRetries = n
-			}
+		if n, ok := d.atLeast(kk, v, 1); ok {
+			p.HealthRetries = n
 		}
 	}
 	if v, kk, ok := get("on_unhealthy"); ok {

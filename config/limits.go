@@ -33,12 +33,8 @@ func (d *decoder) limits(p *Process, get func(string) (any, keyPath, bool)) {
 		p.Limits.CPUMax, _ = d.cores(kk, v)
 	}
 	if v, kk, ok := get("pids_max"); ok {
-		if n, ok := d.integer(kk, v); ok {
-			if n < 1 {
-				d.errorf(kk, "want at least 1, got %d", n)
-			} else {
-				p.Limits.PidsMax = uint64(n)
-			}
+		if n, ok := d.atLeast(kk, v, 1); ok {
+			p.Limits.PidsMax = uint64(n)
 		}
 	}
 	l := p.Limits
