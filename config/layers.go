@@ -59,32 +59,25 @@ func (m merger) set(k keyPath) {
 }
 
 // record sets the origin of k and of everything in v to this layer.
-func (m merger) record(k keyPath, v any) {
-	m.set(k)
-	switch x := v.(type) {
-	case map[string]any:
-		for key, e := range x {
-			m.record(k.with(key), e)
-		}
-	case []any:
-		for i, e := range x {
-			m.record(k.index(i), e)
-		}
-	}
-}
+func (m merger) record(k keyPath, v any) { eachPath(k, v, m.set) }
 
 // forget drops the origins of k and of everything in v, a value being replaced: an array of
 // three replaced by one of two must not keep the third element's line.
 func (m merger) forget(k keyPath, v any) {
-	delete(m.src.origins, k.id())
+	eachPath(k, v, func(k keyPath) { delete(m.src.origins, k.id()) })
+}
+
+// eachPath calls fn with k, then with the path of every table entry and array element in v.
+func eachPath(k keyPath, v any, fn func(keyPath)) {
+	fn(k)
 	switch x := v.(type) {
 	case map[string]any:
 		for key, e := range x {
-			m.forget(k.with(key), e)
+			eachPath(k.with(key), e, fn)
 		}
 	case []any:
 		for i, e := range x {
-			m.forget(k.index(i), e)
+			eachPath(k.index(i), e, fn)
 		}
 	}
 }
