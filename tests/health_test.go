@@ -204,6 +204,15 @@ func (l *iss9Log) rest() int {
 	return code
 }
 
+// stop sends gaffer SIGTERM and wants it to exit 0, after reading the rest of its output.
+func (l *iss9Log) stop() {
+	l.g.t.Helper()
+	l.g.signal(unix.SIGTERM)
+	if code := l.rest(); code != 0 {
+		l.g.t.Fatalf("exit %d after SIGTERM, want 0:\n%s", code, l)
+	}
+}
+
 func (l *iss9Log) String() string { return strings.Join(l.lines, "\n") }
 
 var iss9StartedPid = regexp.MustCompile(`started \(pid (\d+)\)`)
@@ -369,10 +378,7 @@ func TestHealthUnhealthyIgnored(t *testing.T) {
 	if j := out.find(-1, "gaffer", "web exited"); j >= 0 {
 		t.Fatalf("web was stopped although on_unhealthy = ignore:\n%s", out)
 	}
-	a.signal(unix.SIGTERM)
-	if code := out.rest(); code != 0 {
-		t.Fatalf("exit %d after SIGTERM, want 0:\n%s", code, out)
-	}
+	out.stop()
 }
 
 // Contract: health_retries counts consecutive failures: fail, fail, pass, fail, fail does not

@@ -7,8 +7,6 @@ import (
 	"fmt"
 	"path/filepath"
 	"testing"
-
-	"golang.org/x/sys/unix"
 )
 
 // Contract: with ready = "log:^listening$", a dependent starts only after the process printed the
@@ -63,10 +61,7 @@ after = ["web"]
 			if p := a.iss9Proc("web"); p.State != "ready" {
 				t.Fatalf("web is %q, want ready", p.State)
 			}
-			a.signal(unix.SIGTERM)
-			if code := out.rest(); code != 0 {
-				t.Fatalf("exit %d after SIGTERM, want 0:\n%s", code, out)
-			}
+			out.stop()
 		})
 	}
 }
@@ -100,8 +95,5 @@ after = ["web"]
 		t.Fatalf("dep started before web was ready:\n%s", out)
 	}
 	a.iss9WaitProc("dep", "running", func(p iss9Proc) bool { return p.State == "running" || p.State == "ready" })
-	a.signal(unix.SIGTERM)
-	if code := out.rest(); code != 0 {
-		t.Fatalf("exit %d after SIGTERM, want 0:\n%s", code, out)
-	}
+	out.stop()
 }

@@ -39,10 +39,7 @@ schedule = "@every 1s"
 	if p := a.iss9Proc("job"); p.NextRun == nil || p.State == "fatal" {
 		t.Fatalf("job after its runs: %+v; want a next run", p)
 	}
-	a.signal(unix.SIGTERM)
-	if code := out.rest(); code != 0 {
-		t.Fatalf("exit %d after SIGTERM, want 0:\n%s", code, out)
-	}
+	out.stop()
 }
 
 var iss9Skip = regexp.MustCompile(`^job: run of \d{4}-\d\d-\d\d \d\d:\d\d:\d\d skipped: the previous run is still going$`)
@@ -70,10 +67,7 @@ schedule = "@every 1s"
 	}
 	ended := out.event(skip, "job exited with code 0")
 	out.event(ended, "job started (pid ")
-	a.signal(unix.SIGTERM)
-	if code := out.rest(); code != 0 {
-		t.Fatalf("exit %d after SIGTERM, want 0:\n%s", code, out)
-	}
+	out.stop()
 }
 
 // Contract: a scheduled job runs at start only with run_at_start = true; without it, it waits
@@ -130,10 +124,7 @@ run_at_start = true
 		t.Fatalf("gaffer exited (%d) with only scheduled jobs left:\n%s", a.code, out)
 	default:
 	}
-	a.signal(unix.SIGTERM)
-	if code := out.rest(); code != 0 {
-		t.Fatalf("exit %d after SIGTERM, want 0:\n%s", code, out)
-	}
+	out.stop()
 }
 
 // Contract: gaffer start NAME (which waits until NAME is ready) of a scheduled oneshot runs it now
