@@ -54,6 +54,11 @@ func loadConfig(c *cli.Context, dir string) (*config.Config, error) {
 	if err != nil {
 		return nil, err
 	}
+	return loadPaths(c, paths)
+}
+
+// loadPaths is loadConfig of the sources configPaths found.
+func loadPaths(c *cli.Context, paths []string) (*config.Config, error) {
 	cfg, err := loadChecked(paths)
 	if err != nil {
 		var errs *config.Errors
@@ -81,15 +86,11 @@ func loadChecked(paths []string) (*config.Config, error) {
 	return cfg, nil
 }
 
-// configReloader is UpConfig.Reload for up: it reads the paths loadConfig read again (absolute:
-// dir is up's working directory), from scratch, directories listed anew (a file added to conf.d
-// is read). Its error is an *config.Errors whose Error() is every problem as FILE:LINE: message,
-// one per line.
-func configReloader(c *cli.Context, dir string) func() (*config.Config, error) {
-	paths, err := configPaths(c, dir)
-	if err != nil {
-		return func() (*config.Config, error) { return nil, err }
-	}
+// configReloader is UpConfig.Reload for up: it reads paths, the sources up started from (absolute:
+// configPaths of up's working directory), again from scratch, directories listed anew (a file
+// added to conf.d is read). Its error is an *config.Errors whose Error() is every problem as
+// FILE:LINE: message, one per line.
+func configReloader(paths []string) func() (*config.Config, error) {
 	return func() (*config.Config, error) { return loadChecked(paths) }
 }
 

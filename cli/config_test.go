@@ -166,8 +166,9 @@ func TestConfigReloader(t *testing.T) {
 	app := &cli.App{
 		Commands: []*cli.Command{{Name: "up", Flags: []cli.Flag{configFlag(), &cli.StringFlag{Name: "procfile"}},
 			Action: func(c *cli.Context) error {
-				reload = configReloader(c, dir)
-				return nil
+				paths, err := configPaths(c, dir)
+				reload = configReloader(paths)
+				return err
 			}}},
 	}
 	if err := app.Run([]string{"gaffer", "up", "-c", "gaffer.toml", "-c", "conf.d"}); err != nil {

@@ -30,7 +30,11 @@ func upCommand(version string, sigs Signals, stderr io.Writer) *cli.Command {
 				return usagef("up takes no arguments, got %q", c.Args().First())
 			}
 			wd, _ := os.Getwd()
-			cfg, err := loadConfig(c, wd)
+			paths, err := configPaths(c, wd) // found once: a reload reads the same sources
+			if err != nil {
+				return err
+			}
+			cfg, err := loadPaths(c, paths)
 			if err != nil {
 				return err
 			}
@@ -46,7 +50,7 @@ func upCommand(version string, sigs Signals, stderr io.Writer) *cli.Command {
 				ColorOn: func(setting string) bool { return colorOn(setting, os.Stdout) },
 			}
 			up.Serve = plan.serve(up.Warnf)
-			up.Reload = configReloader(c, wd)
+			up.Reload = configReloader(paths)
 			up.SocketAccess = plan.access
 			if verbose > 0 || strings.EqualFold(os.Getenv("GAFFER_LOG"), "debug") {
 				up.Debugf = logTo(stderr)
