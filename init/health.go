@@ -10,8 +10,6 @@ import (
 
 	"gaffer/config"
 	"gaffer/core"
-
-	"golang.org/x/sys/unix"
 )
 
 // healthState is an instance's liveness checks (health = "..."). They run while the instance is
@@ -80,8 +78,7 @@ func (s *supervisor) forgetHealth(in *instance) {
 		in.health.cancel = nil
 	}
 	if in.health.probe != nil {
-		_ = in.health.probe.SignalGroup(unix.SIGKILL)
-		s.strays = append(s.strays, in.health.probe)
+		s.abandon(in.health.probe)
 		in.health.probe = nil
 	}
 }
@@ -129,8 +126,7 @@ func (s *supervisor) onHealthEvent(ev event) {
 		if in.health.probe == nil {
 			return
 		}
-		_ = in.health.probe.SignalGroup(unix.SIGKILL)
-		s.strays = append(s.strays, in.health.probe)
+		s.abandon(in.health.probe)
 		in.health.probe = nil
 		s.onHealthResult(in, fmt.Errorf("no answer within %v", in.cfg.HealthTimeout))
 	}

@@ -500,8 +500,7 @@ func (s *supervisor) forget(in *instance) {
 		in.probeCancel = nil
 	}
 	if in.probe != nil {
-		_ = in.probe.SignalGroup(unix.SIGKILL) // the probe's shell and what it started
-		s.strays = append(s.strays, in.probe)
+		s.abandon(in.probe)
 		in.probe = nil
 	}
 	s.forgetHealth(in)
@@ -509,6 +508,13 @@ func (s *supervisor) forget(in *instance) {
 		in.logReady.stop()
 		in.logReady = nil
 	}
+}
+
+// abandon kills an exec probe or check no longer wanted, the group of its shell and what it
+// started, and keeps it among the strays, to be collected when it exits.
+func (s *supervisor) abandon(p child) {
+	_ = p.SignalGroup(unix.SIGKILL)
+	s.strays = append(s.strays, p)
 }
 
 // probe tries in's readiness once: an exec probe is started here, on the loop, like every child;
