@@ -74,13 +74,7 @@ func (l *loop) startDrain(sig syscall.Signal) bool {
 	}
 	l.drained = true
 	l.drainSig = sig
-	fired := l.drainFired
-	l.drainTimer = l.clock.AfterFunc(l.cfg.Drain, func() {
-		select {
-		case fired <- struct{}{}:
-		default:
-		}
-	})
+	l.drainTimer = fireAfter(l.clock, l.cfg.Drain, l.drainFired)
 	l.warnf("received SIG%s: draining for %v before forwarding it", signals.Name(sig), l.cfg.Drain)
 	if l.bus != nil {
 		l.bus.emit(core.Event{Time: time.Now(), Kind: "drain", Detail: l.cfg.Drain.String()})

@@ -216,14 +216,19 @@ func (l *loop) forward(sig syscall.Signal, action sigAction) {
 		l.stopSent = true
 	}
 	if action == sigStop && l.cfg.StopTimeout > 0 && l.stopTimer == nil {
-		fired := l.stopFired
-		l.stopTimer = l.clock.AfterFunc(l.cfg.StopTimeout, func() {
-			select {
-			case fired <- struct{}{}:
-			default:
-			}
-		})
+		l.stopTimer = fireAfter(l.clock, l.cfg.StopTimeout, l.stopFired)
 	}
+}
+
+// fireAfter is a timer that marks fired (a channel with room for one) after d; the loop reads it.
+// A mark already waiting is enough: the timer never blocks.
+func fireAfter(c Clock, d time.Duration, fired chan<- struct{}) Timer {
+	return c.AfterFunc(d, func() {
+		select {
+		case fired <- struct{}{}:
+		default:
+		}
+	})
 }
 
 // onChildExit records the child's exit and starts the sweep; it reports whether gaffer is done.
